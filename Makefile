@@ -1,0 +1,26 @@
+# Set-up and entry points. `make demo` and `make test` each create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m training.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m training.benchmark --models mean,knn,mice,missforest,matrix,em,gain --datasets spam,letter,credit --miss-rate 0.2 --seeds 5
+	$(PY) -m training.speed
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+"""All models of the zoo. Importing this package registers each one by name."""
+from keraszoo.models import classical  # noqa: F401
+from keraszoo.models import gain  # noqa: F401

@@ -1,0 +1,57 @@
+"""The contract every classical (non-Keras) baseline follows.
+
+A classical imputer works on min-max scaled arrays exactly like a deep model: `fit_arrays(x, mask)`
+learns from the observed entries (mask == 1 means observed), `impute(x, mask)` returns a full
+float64 matrix whose observed entries are `x`'s own, bit for bit. It is inductive: `impute` on new
+rows uses only what `fit_arrays` learned.
+"""
+import numpy as np
+
+from keraszoo.validation import check_x_mask, keep_observed
+
+
+class ClassicalImputer:
+    """Base class: subclasses implement `_fit(x, mask)` and `_impute(x, mask)` on validated float64 arrays.
+
+    `x` given to `_fit`/`_impute` holds 0.0 at missing entries; `mask` is float64 0/1.
+    """
+
+    registry_name = None
+
+    def __init__(self):
+        self.n_features_ = None
+
+    # public contract -------------------------------------------------------------------------
+    def fit_arrays(self, x, mask):
+        x, mask = check_x_mask(x, mask, where=f"{self.registry_name}.fit", dtype=np.float64)
+        empty = np.flatnonzero(mask.sum(axis=0) == 0)
+        if empty.size:
+            raise ValueError(
+                f"{self.registry_name}.fit: column(s) {empty.tolist()} have no observed value; nothing can be learned for them"
+            )
+        self.n_features_ = x.shape[1]
+        self._fit(x, mask)
+        return self
+
+    def impute(self, x, mask):
+        if self.n_features_ is None:
+            raise RuntimeError(f"{self.registry_name}: call fit_arrays before impute")
+        x, mask = check_x_mask(x, mask, n_features=self.n_features_, where=f"{self.registry_name}.impute", dtype=np.float64)
+        if mask.all():
+            return x
+        return keep_observed(x, mask, self._impute(x, mask))
+
+    def get_config(self):
+        """Constructor parameters, so `type(m)(**m.get_config())` builds an identical untrained model."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # subclass hooks --------------------------------------------------------------------------
+    def _fit(self, x, mask):
+        raise NotImplementedError
+
+    def _impute(self, x, mask):
+        raise NotImplementedError

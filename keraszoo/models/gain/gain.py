@@ -1,0 +1,143 @@
+"""GAIN: Generative Adversarial Imputation Nets (Yoon, Jordon & van der Schaar, ICML 2018).
+
+The baseline that g2lgn.md compares against (its ref. [18], Table 1) and the template for every
+deep model in the zoo: copy this module to add one.
+"""
+import keras
+import tensorflow as tf
+
+from keraszoo.models.base import DeepImputer
+from keraszoo.models.layers import mlp
+from keraszoo.registry import register_model
+
+_EPS = 1e-8  # keeps log() finite when the discriminator saturates (as GAIN's reference code does)
+
+
+@register_model("gain")
+class GAIN(DeepImputer):
+    """GAIN imputer.
+
+    Generator G and discriminator D are both 2d -> d -> d -> d MLPs (ReLU, sigmoid output, Xavier
+    init); `hidden_units` overrides the two hidden widths (None = d, as in the paper).
+
+    * G sees the data with uniform noise U(0, `noise_scale`) at missing entries, concatenated with
+      the mask, and proposes a value for every entry (g2lgn.md eq. 2 for its global net has the same
+      form: X_hat = M * X + (1 - M) * G(X, M, Z)).
+    * D sees the completed data with a hint H and predicts, entry by entry, the probability that
+      the entry was observed (g2lgn.md eq. 3).
+    * G's loss is the adversarial term on missing entries plus `alpha` times the reconstruction
+      MSE of observed entries (g2lgn.md eq. 8 and 11, with d = mean squared error).
+
+    Choices where the GAIN paper and its reference code differ (written down here, as they matter):
+
+    * `hint_variant="code"` (default): the reference code's hint H = B * M with B ~ Bernoulli(hint_rate),
+      and D's loss averages over all entries. `hint_variant="paper"`: the paper's H = B * M + 0.5 (1 - B),
+      with both losses restricted to the entries whose hint was withheld (B = 0).
+    * D is updated first, then G on the same batch and noise against the updated D (as the reference
+      code's session order does).
+    * `impute` feeds the noise's mean (noise_scale / 2) so a single imputation is deterministic and a
+      row's result does not depend on the other rows in its batch; `sample_imputations` draws noise.
+    """
+
+    generative = True
+
+    def __init__(self, hint_rate=0.9, alpha=100.0, hidden_units=None, noise_scale=0.01, hint_variant="code", seed=0, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if not 0.0 <= hint_rate <= 1.0:
+            raise ValueError(f"hint_rate must be in [0, 1], got {hint_rate}")
+        if alpha < 0:
+            raise ValueError(f"alpha must be non-negative, got {alpha}")
+        if hint_variant not in ("code", "paper"):
+            raise ValueError(f"hint_variant must be 'code' or 'paper', got {hint_variant!r}")
+        if hidden_units is not None and (len(hidden_units) == 0 or min(hidden_units) < 1):
+            raise ValueError(f"hidden_units must be a non-empty list of positive widths, got {hidden_units}")
+        self.hint_rate = float(hint_rate)
+        self.alpha = float(alpha)
+        self.hidden_units = None if hidden_units is None else [int(u) for u in hidden_units]
+        self.noise_scale = float(noise_scale)
+        self.hint_variant = hint_variant
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.mse_tracker = keras.metrics.Mean(name="mse_observed")
+
+    def build_networks(self, n_features):
+        hidden = self.hidden_units or [n_features, n_features]
+        self.generator = mlp(2 * n_features, hidden, n_features, "sigmoid", seed=self.seed * 1000, name="generator")
+        self.discriminator = mlp(2 * n_features, hidden, n_features, "sigmoid", seed=self.seed * 1000 + 500, name="discriminator")
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """`g_optimizer` trains the generator, `d_optimizer` the discriminator (Adam(1e-3) each if None)."""
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-3)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-3)
+
+    def compile_default(self, learning_rate=1e-3, steps_per_execution=1):
+        self.compile(
+            keras.optimizers.Adam(learning_rate), keras.optimizers.Adam(learning_rate), steps_per_execution=steps_per_execution
+        )
+
+    def optimizers_and_networks(self):
+        return [(self.g_optimizer, self.generator), (self.d_optimizer, self.discriminator)]
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.mse_tracker]
+
+    def noise_like(self, x, deterministic):
+        if deterministic:
+            return tf.fill(tf.shape(x), 0.5 * self.noise_scale)
+        return keras.random.uniform(tf.shape(x), 0.0, self.noise_scale, seed=self.seed_generator)
+
+    def generate(self, x, mask, noise, training=False):
+        x_noisy = mask * x + (1.0 - mask) * noise
+        return self.generator(tf.concat([x_noisy, mask], axis=1), training=training)
+
+    def train_step(self, data):
+        x, mask = data
+        x = tf.where(mask > 0, x, tf.zeros_like(x))
+        noise = self.noise_like(x, deterministic=False)
+        b = tf.cast(keras.random.uniform(tf.shape(mask), seed=self.seed_generator) < self.hint_rate, mask.dtype)
+        if self.hint_variant == "code":
+            hint, weight = b * mask, tf.ones_like(mask)
+        else:
+            hint, weight = b * mask + 0.5 * (1.0 - b), 1.0 - b
+        weight_sum = tf.maximum(tf.reduce_sum(weight), 1.0)
+
+        with tf.GradientTape() as g_tape:
+            completed = self.generate(x, mask, noise, training=True)
+            x_hat = mask * x + (1.0 - mask) * completed
+
+            # Discriminator step on G's current output (G gets no gradient from it).
+            with g_tape.stop_recording(), tf.GradientTape() as d_tape:
+                d_prob = self.discriminator(tf.concat([tf.stop_gradient(x_hat), hint], axis=1), training=True)
+                d_loss = -tf.reduce_sum(
+                    weight * (mask * tf.math.log(d_prob + _EPS) + (1.0 - mask) * tf.math.log(1.0 - d_prob + _EPS))
+                ) / weight_sum
+            d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
+            self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+
+            # Generator step against the updated discriminator.
+            d_prob = self.discriminator(tf.concat([x_hat, hint], axis=1), training=True)
+            g_adv = -tf.reduce_sum(weight * (1.0 - mask) * tf.math.log(d_prob + _EPS)) / weight_sum
+            mse = tf.reduce_sum(tf.square(mask * (x - completed))) / tf.maximum(tf.reduce_sum(mask), 1.0)
+            g_loss = g_adv + self.alpha * mse
+        g_grads = g_tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.mse_tracker.update_state(mse)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hint_rate": self.hint_rate,
+                "alpha": self.alpha,
+                "hidden_units": self.hidden_units,
+                "noise_scale": self.noise_scale,
+                "hint_variant": self.hint_variant,
+            }
+        )
+        return config
