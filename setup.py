@@ -23,6 +23,8 @@ setup(
         "pandas>=2.0",
         "numpy>=1.26",
         "grpcio>=1.60",
+        "xlrd>=2.0",  # reads the UCI credit .xls when it is downloaded
+        "joblib>=1.3",
     ],
     extras_require={"dev": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8"]},
     entry_points={"console_scripts": ["keraszoo=keraszoo.cli:main"]},

@@ -1,0 +1,153 @@
+"""Imputation metrics following the GAIN / G2LGN protocol (mask == 1 OBSERVED, 0 MISSING).
+
+:func:`rmse` and :func:`mae` score only the MISSING entries. With ``normalize=True`` (the default),
+``truth`` and ``imputed`` are both min-max normalised with the TRUTH's per-column min and max over all
+rows, as GAIN's reference ``rmse_loss`` does, and the error is pooled over every missing entry:
+``sqrt(sum of squared errors / number of missing entries)``. One deliberate difference from GAIN's
+code: GAIN divides by ``max - min + 1e-6``; here the divisor is exactly ``max - min``, with 1 for
+constant columns (so they contribute their raw error). The epsilon only matters for columns with a
+tiny range, where it would silently shrink their errors.
+"""
+import numpy as np
+import pandas as pd
+
+
+def _float_array(a, what, where):
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {what} must be numeric ({err})") from None
+
+
+def _prepare(truth, imputed, mask, normalize, where):
+    truth = _float_array(truth, "truth", where)
+    imputed = _float_array(imputed, "imputed", where)
+    mask = _float_array(mask, "mask", where)
+    if truth.shape != imputed.shape or truth.shape != mask.shape:
+        raise ValueError(
+            f"{where}: truth {truth.shape}, imputed {imputed.shape} and mask {mask.shape} must have the same shape"
+        )
+    if normalize and truth.ndim != 2:
+        raise ValueError(f"{where}: normalize=True needs 2-D arrays [rows, features], got shape {truth.shape}")
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError(f"{where}: mask must hold only 0 (missing) and 1 (observed)")
+    missing = mask == 0
+    if not missing.any():
+        raise ValueError(f"{where}: the mask has no missing entries (mask == 0), so there is nothing to score")
+    if not np.all(np.isfinite(truth)):
+        raise ValueError(f"{where}: truth must be complete and finite (it is the ground truth)")
+    if not np.all(np.isfinite(imputed[missing])):
+        raise ValueError(f"{where}: imputed holds NaN or inf at a missing entry; every missing entry must be filled")
+    if normalize:
+        lo = truth.min(axis=0)
+        span = truth.max(axis=0) - lo
+        span = np.where(span == 0, 1.0, span)
+        truth = (truth - lo) / span
+        imputed = (imputed - lo) / span
+    err = np.where(missing, imputed, 0.0) - np.where(missing, truth, 0.0)
+    return err, missing
+
+
+def rmse(truth, imputed, mask, normalize=True):
+    """Root mean squared error over the missing entries (``mask == 0``), pooled over all of them.
+
+    ``truth``: the complete data; ``imputed``: the imputation (only its missing entries are read, so
+    observed entries may hold anything, NaN included); ``mask``: 1 observed, 0 missing. With
+    ``normalize=True`` the three must be 2-D and values are scaled by the truth's per-column min and
+    max first (see the module doc); ``normalize=False`` scores raw values and accepts any shape.
+    Raises ``ValueError`` when nothing is missing or shapes differ.
+    """
+    err, missing = _prepare(truth, imputed, mask, normalize, "rmse")
+    return float(np.sqrt(np.sum(err**2) / np.sum(missing)))
+
+
+def mae(truth, imputed, mask, normalize=True):
+    """Mean absolute error over the missing entries, with the same conventions as :func:`rmse`."""
+    err, missing = _prepare(truth, imputed, mask, normalize, "mae")
+    return float(np.sum(np.abs(err)) / np.sum(missing))
+
+
+def categorical_accuracy(truth, imputed, mask, columns=None):
+    """Fraction of missing categorical entries recovered exactly (``imputed == truth``).
+
+    Works on any values (strings, ints, pandas categories); arrays or DataFrames of equal shape.
+    ``columns`` optionally restricts the scoring to some columns (integer positions, or names when
+    ``truth`` is a DataFrame). Entries whose TRUTH is itself missing (None/NaN, e.g. adult's "?") are
+    not scored. Raises ``ValueError`` when no entry is left to score.
+    """
+    names = list(truth.columns) if isinstance(truth, pd.DataFrame) else None
+    t = np.asarray(truth, dtype=object)
+    i = np.asarray(imputed, dtype=object)
+    m = _float_array(mask, "mask", "categorical_accuracy")
+    if t.shape != i.shape or t.shape != m.shape:
+        raise ValueError(
+            f"categorical_accuracy: truth {t.shape}, imputed {i.shape} and mask {m.shape} must have the same shape"
+        )
+    if not np.all((m == 0) | (m == 1)):
+        raise ValueError("categorical_accuracy: mask must hold only 0 (missing) and 1 (observed)")
+    if columns is not None:
+        if t.ndim != 2:
+            raise ValueError("categorical_accuracy: columns= needs 2-D data")
+        idx = []
+        for c in columns:
+            if isinstance(c, (int, np.integer)):
+                idx.append(int(c))
+            elif names is not None and c in names:
+                idx.append(names.index(c))
+            else:
+                raise ValueError(f"categorical_accuracy: unknown column {c!r}")
+        t, i, m = t[:, idx], i[:, idx], m[:, idx]
+    scored = (m == 0) & ~pd.isna(t)
+    n = int(scored.sum())
+    if n == 0:
+        raise ValueError("categorical_accuracy: no missing entry with a known true value to score")
+    hits = np.frompyfunc(lambda a, b: bool(a == b), 2, 1)(t[scored], i[scored]).astype(bool)
+    return float(hits.sum() / n)
+
+
+def downstream_accuracy(x_imputed_train, y_train, x_imputed_test, y_test, classifier=None, seed=0):
+    """Test accuracy of a classifier fitted on imputed training data (GAIN's prediction protocol).
+
+    ``classifier``: ``None`` or ``"logistic"`` -- standardisation followed by scikit-learn's
+    ``LogisticRegression(max_iter=1000)``; ``"random_forest"`` -- ``RandomForestClassifier(
+    n_estimators=100)``; or any scikit-learn classifier, which is cloned (never fitted in place).
+    ``seed`` sets ``random_state`` where the estimator has one. Inputs must be complete (finite);
+    returns a float in [0, 1].
+    """
+    from sklearn.base import clone
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    where = "downstream_accuracy"
+    xtr = _float_array(x_imputed_train, "x_imputed_train", where)
+    xte = _float_array(x_imputed_test, "x_imputed_test", where)
+    ytr = np.asarray(y_train).ravel() if np.ndim(y_train) == 2 and np.shape(y_train)[1] == 1 else np.asarray(y_train)
+    yte = np.asarray(y_test).ravel() if np.ndim(y_test) == 2 and np.shape(y_test)[1] == 1 else np.asarray(y_test)
+    for name, x in (("x_imputed_train", xtr), ("x_imputed_test", xte)):
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"{where}: {name} must be a non-empty 2-D array [rows, features], got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{where}: {name} holds NaN or inf; impute every missing entry first")
+    if xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"{where}: train has {xtr.shape[1]} features but test has {xte.shape[1]}")
+    for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"{where}: y_{name} must be 1-D with {x.shape[0]} labels (one per row), got shape {y.shape}")
+    if np.unique(ytr).size < 2:
+        raise ValueError(f"{where}: y_train has a single class; a classifier needs at least two")
+
+    if classifier is None or classifier == "logistic":
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+    elif classifier == "random_forest":
+        model = RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=-1)
+    elif isinstance(classifier, str):
+        raise ValueError(f"{where}: unknown classifier {classifier!r}; use 'logistic', 'random_forest' or an estimator")
+    else:
+        model = clone(classifier)
+        if "random_state" in model.get_params():
+            model.set_params(random_state=seed)
+    model.fit(xtr, ytr)
+    return float(accuracy_score(yte, model.predict(xte)))

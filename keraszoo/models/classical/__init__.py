@@ -1,0 +1,1 @@
+"""Classical baselines behind the same contract as the deep models."""

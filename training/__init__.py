@@ -1,0 +1,1 @@
+"""Training, benchmarking and demo entry points (`python -m training.<module>`)."""

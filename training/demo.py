@@ -1,0 +1,77 @@
+"""The main job on data that needs no download (`make demo`).
+
+Fits GAIN and the classical baselines on scikit-learn's breast-cancer table with 20% of its entries
+removed completely at random, prints an RMSE table, saves the trained GAIN imputer under
+`saved_models/`, loads it back and imputes rows it has never seen.
+"""
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+
+DEMO_MODELS = ["mean", "median", "knn", "mice", "missforest", "matrix", "em", "gain"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=10_000, help="GAIN training steps")
+    parser.add_argument("--miss-rate", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-dir", default=os.path.join("saved_models", "gain_breast"))
+    args = parser.parse_args(argv)
+
+    from keraszoo import metrics
+    from keraszoo.data import apply_mask, load_dataset, mcar_mask
+    from keraszoo.sklearn import ZooImputer
+
+    data = load_dataset("breast")
+    table = data.features
+    mask = mcar_mask(table.shape, args.miss_rate, seed=args.seed)
+    incomplete = apply_mask(table, mask)
+    order = np.random.default_rng(args.seed).permutation(len(table))
+    train_rows, new_rows = order[: int(0.8 * len(table))], order[int(0.8 * len(table)) :]
+    train, new = incomplete.iloc[train_rows], incomplete.iloc[new_rows]
+    print(
+        f"breast-cancer table: {table.shape[0]} rows x {table.shape[1]} columns, {100 * args.miss_rate:.0f}% MCAR "
+        f"({int((mask == 0).sum())} entries removed); fit on {len(train)} rows, {len(new)} unseen rows held out\n"
+    )
+
+    rows, fitted = [], {}
+    for name in DEMO_MODELS:
+        params = {"iterations": args.iterations, "seed": args.seed} if name == "gain" else {}
+        start = time.perf_counter()
+        imputer = ZooImputer(name, **params).fit(train)
+        seconds = time.perf_counter() - start
+        fitted[name] = imputer
+        rows.append(
+            {
+                "model": name,
+                "RMSE (fitted rows)": metrics.rmse(table.iloc[train_rows], imputer.transform(train), mask[train_rows]),
+                "RMSE (unseen rows)": metrics.rmse(table.iloc[new_rows], imputer.transform(new), mask[new_rows]),
+                "fit time (s)": seconds,
+            }
+        )
+    report = pd.DataFrame(rows).set_index("model")
+    print("RMSE over the removed entries, normalised by each column's true min/max (lower is better):")
+    print(report.to_string(float_format=lambda v: f"{v:.4f}"))
+
+    path = fitted["gain"].save(args.save_dir)
+    loaded = ZooImputer.load(path)
+    print(f"\nsaved the trained GAIN imputer to {path}/ and loaded it back")
+    sample = new.iloc[:3, :6]
+    completed = loaded.transform(new).iloc[:3, :6]
+    print("\nthree unseen rows (first 6 columns), NaN = missing:")
+    print(sample.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nimputed by the loaded model (observed values unchanged):")
+    print(completed.to_string(float_format=lambda v: f"{v:.3f}"))
+    observed = new.notna().to_numpy()
+    assert np.array_equal(loaded.transform(new).to_numpy()[observed], new.to_numpy()[observed])
+    return report
+
+
+if __name__ == "__main__":
+    main()
