@@ -87,6 +87,7 @@ class ZooImputer(TransformerMixin, BaseEstimator):
         observed = np.where(mask == 1, values, np.nan)
         self.data_min_ = np.nanmin(observed, axis=0)
         data_range = np.nanmax(observed, axis=0) - self.data_min_
+        self.constant_columns_ = data_range == 0  # imputed with their constant, whatever the model says
         self.data_range_ = np.where(data_range > 0, data_range, 1.0)  # constant columns map to 0 and back
         model_params, fit_params = self._split_params()
         self.model_ = get_model(self.name, **model_params)
@@ -105,8 +106,9 @@ class ZooImputer(TransformerMixin, BaseEstimator):
             completed = values
         else:
             scaled = np.where(mask == 1, self._scale(values), 0.0)
-            imputed = self._impute_scaled(scaled, mask)
-            completed = keep_observed(values, mask, imputed * self.data_range_ + self.data_min_)
+            imputed = self._impute_scaled(scaled, mask) * self.data_range_ + self.data_min_
+            imputed[:, self.constant_columns_] = self.data_min_[self.constant_columns_]
+            completed = keep_observed(values, mask, imputed)
         if isinstance(X, pd.DataFrame):
             return pd.DataFrame(completed, index=X.index, columns=X.columns)
         return completed
@@ -179,6 +181,7 @@ class ZooImputer(TransformerMixin, BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "data_min": self.data_min_.tolist(),
             "data_range": self.data_range_.tolist(),
+            "constant_columns": self.constant_columns_.tolist(),
             "feature_names_in": None if not hasattr(self, "feature_names_in_") else [str(c) for c in self.feature_names_in_],
         }
         with open(os.path.join(path, "imputer.json"), "w") as f:
@@ -200,6 +203,7 @@ class ZooImputer(TransformerMixin, BaseEstimator):
         imputer.n_features_in_ = meta["n_features_in"]
         imputer.data_min_ = np.asarray(meta["data_min"])
         imputer.data_range_ = np.asarray(meta["data_range"])
+        imputer.constant_columns_ = np.asarray(meta["constant_columns"], dtype=bool)
         if meta["feature_names_in"] is not None:
             imputer.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
         if is_deep(meta["name"]):
