@@ -25,13 +25,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from keraszoo import metrics
-    from keraszoo.data import apply_mask, load_dataset, mcar_mask
+    from keraszoo.data import load_dataset, mcar_mask
     from keraszoo.sklearn import ZooImputer
 
     data = load_dataset("breast")
     table = data.features
     mask = mcar_mask(table.shape, args.miss_rate, seed=args.seed)
-    incomplete = apply_mask(table, mask)
+    incomplete = table.mask(mask == 0)  # NaN where removed
     order = np.random.default_rng(args.seed).permutation(len(table))
     train_rows, new_rows = order[: int(0.8 * len(table))], order[int(0.8 * len(table)) :]
     train, new = incomplete.iloc[train_rows], incomplete.iloc[new_rows]

@@ -1,0 +1,81 @@
+"""The entry points: benchmark runner, demo, speed script and the `keraszoo` command, on tiny settings."""
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import benchmark, demo
+
+
+def test_benchmark_writes_a_markdown_table(tmp_path, capsys):
+    output = tmp_path / "table.md"
+    results = benchmark.main(
+        ["--models", "mean,gain", "--datasets", "breast", "--seeds", "2", "--set", "gain.iterations=100", "--output", str(output)]
+    )
+    assert len(results[("gain", "breast")]) == 2
+    text = output.read_text()
+    assert "Command: `python -m training.benchmark --models mean,gain" in text
+    assert "| gain |" in text and "| mean |" in text and "Machine:" in text
+    scores = [r[0] for r in results[("mean", "breast")]]
+    assert all(0 < s < 1 for s in scores) and scores[0] != scores[1]  # seeds give different masks
+
+
+def test_benchmark_holdout_protocol(tmp_path):
+    results = benchmark.main(["--models", "mean", "--datasets", "breast", "--seeds", "1", "--protocol", "holdout", "--output", str(tmp_path / "h.md")])
+    assert 0 < results[("mean", "breast")][0][0] < 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--models", "gan"], "unknown model 'gan'"),
+        (["--datasets", "spambase"], "unknown dataset 'spambase'"),
+        (["--miss-rate", "1.0"], "--miss-rate must be in"),
+        (["--set", "gain.iterations"], "MODEL.PARAM=VALUE"),
+    ],
+)
+def test_benchmark_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    report = demo.main(["--iterations", "100", "--save-dir", str(tmp_path / "gain")])
+    assert set(report.index) == set(demo.DEMO_MODELS)
+    assert report.loc["knn", "RMSE (unseen rows)"] < report.loc["mean", "RMSE (unseen rows)"]
+    out = capsys.readouterr().out
+    assert "imputed by the loaded model" in out and (tmp_path / "gain" / "model.keras").exists()
+
+
+def test_cli_impute_fit_save_and_reuse(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((60, 4)), columns=list("abcd")).mask(rng.random((60, 4)) < 0.2)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run = [sys.executable, "-m", "keraszoo.cli"]
+    subprocess.run(
+        run + ["impute", "--model", "knn", "--set", "n_neighbors=3", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"), "--save", str(tmp_path / "knn")],
+        check=True,
+    )
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert not out.isna().any().any()
+    np.testing.assert_allclose(out.to_numpy()[frame.notna().to_numpy()], frame.to_numpy()[frame.notna().to_numpy()])
+    subprocess.run(run + ["impute", "--load", str(tmp_path / "knn"), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "again.csv")], check=True)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"), out)
+    bad = subprocess.run(run + ["impute", "--model", "knn", "--set", "k=3", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "x.csv")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no parameter 'k'" in bad.stderr
+
+
+def test_cli_lists_models():
+    out = subprocess.run([sys.executable, "-m", "keraszoo.cli", "models"], capture_output=True, text=True, check=True).stdout
+    assert "gain" in out and "hint_rate=0.9" in out and "knn" in out
+
+
+def test_speed_script_reports_both_loops(capsys):
+    from training import speed
+
+    bare, zoo = speed.main(["--features", "8", "--rows", "512", "--steps", "100", "--repeats", "1"])
+    assert bare > 0 and zoo > 0
+    assert "zoo / bare" in capsys.readouterr().out
