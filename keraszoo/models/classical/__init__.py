@@ -1,1 +1,2 @@
-"""Classical baselines behind the same contract as the deep models."""
+"""Classical baselines behind the same contract as the deep models. Importing this package registers them."""
+from keraszoo.models.classical import em, iterative, knn, simple, softimpute  # noqa: F401

@@ -1,0 +1,190 @@
+"""Tests of the classical baselines on scikit-learn's bundled breast-cancer data (no download) and on
+synthetic data with a known answer."""
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import KNNImputer as SklearnKNNImputer
+
+import keraszoo.models.classical  # noqa: F401  (registers the models)
+from keraszoo.registry import get_model
+
+# IterativeImputer warns when it stops at max_iter, which the short test settings always do
+pytestmark = pytest.mark.filterwarnings(f"ignore::{ConvergenceWarning.__module__}.{ConvergenceWarning.__name__}")
+
+# cheaper than the defaults so the file stays fast; every other model runs with its defaults
+PARAMS = {
+    "zero": {},
+    "mean": {},
+    "median": {},
+    "most_frequent": {},
+    "knn": {},
+    "mice": {"max_iter": 4},
+    "missforest": {"n_estimators": 10, "max_iter": 3, "n_jobs": 1},
+    "matrix": {},
+    "em": {},
+}
+NAMES = sorted(PARAMS)
+BETTER_THAN_MEAN = ["em", "knn", "matrix", "mice", "missforest"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Breast cancer, min-max scaled, 20% MCAR; 400 training rows and 169 held-out rows."""
+    x = load_breast_cancer().data
+    x = (x - x.min(axis=0)) / (x.max(axis=0) - x.min(axis=0))
+    rng = np.random.default_rng(0)
+    mask = (rng.random(x.shape) >= 0.2).astype(np.float64)
+    rows = rng.permutation(len(x))
+    train, test = rows[:400], rows[400:]
+    return x[train], mask[train], x[test], mask[test]
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    x, mask, _, _ = data
+    return {name: get_model(name, **PARAMS[name]).fit_arrays(_hide(x, mask), mask) for name in NAMES}
+
+
+def _hide(x, mask):
+    """x with NaN at the missing entries, as callers hand it over."""
+    return np.where(mask == 1, x, np.nan)
+
+
+def _rmse_missing(truth, imputed, mask):
+    return float(np.sqrt(np.mean((truth - imputed)[mask == 0] ** 2)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_observed_entries_kept_and_no_nan(name, data, fitted):
+    x, mask, x_new, mask_new = data
+    for xs, ms in ((x, mask), (x_new, mask_new)):
+        out = fitted[name].impute(_hide(xs, ms), ms)
+        assert out.shape == xs.shape and out.dtype == np.float64
+        assert np.array_equal(out[ms == 1], xs[ms == 1])  # bit for bit
+        assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inductive_and_deterministic(name, data, fitted):
+    x, mask, x_new, mask_new = data
+    model = fitted[name]
+    first = model.impute(_hide(x_new, mask_new), mask_new)
+    # same input, same answer: imputing does not change the model
+    assert np.array_equal(model.impute(_hide(x_new, mask_new), mask_new), first)
+    # each new row is imputed from what fit learned alone, not from the other new rows
+    part = model.impute(_hide(x_new[:7], mask_new[:7]), mask_new[:7])
+    np.testing.assert_allclose(part, first[:7], rtol=0, atol=1e-12)
+    # fitting again from the config gives the same model
+    again = type(model).from_config(model.get_config()).fit_arrays(_hide(x, mask), mask)
+    assert np.array_equal(again.impute(_hide(x_new, mask_new), mask_new), first)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_round_trip(name):
+    model = get_model(name, **PARAMS[name])
+    config = model.get_config()
+    rebuilt = get_model(name, **config)
+    assert type(rebuilt) is type(model)
+    assert rebuilt.get_config() == config
+    assert type(model).from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_parameter_is_an_error(name):
+    with pytest.raises(ValueError, match="no parameter"):
+        get_model(name, not_a_parameter=1)
+
+
+@pytest.mark.parametrize("name", BETTER_THAN_MEAN)
+def test_beats_mean_imputation(name, data, fitted):
+    _, _, x_new, mask_new = data
+    baseline = _rmse_missing(x_new, fitted["mean"].impute(_hide(x_new, mask_new), mask_new), mask_new)
+    rmse = _rmse_missing(x_new, fitted[name].impute(_hide(x_new, mask_new), mask_new), mask_new)
+    assert rmse < 0.8 * baseline, f"{name}: RMSE {rmse:.4f} vs mean imputation {baseline:.4f}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rows_with_nothing_observed(name, data, fitted):
+    x, mask, x_new, mask_new = data
+    mask_new = mask_new.copy()
+    mask_new[[0, 5]] = 0
+    out = fitted[name].impute(_hide(x_new, mask_new), mask_new)
+    assert np.isfinite(out).all()
+    observed_means = (x * mask).sum(axis=0) / mask.sum(axis=0)
+    model = fitted[name]
+    # mean and knn use the observed means; em and matrix the means they fitted (near the observed ones)
+    want = {"mean": observed_means, "knn": observed_means, "em": getattr(model, "mu_", None), "matrix": getattr(model, "mean_", None)}
+    if name in want:
+        np.testing.assert_allclose(out[[0, 5]], np.stack([want[name]] * 2), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(want[name], observed_means, rtol=0, atol=0.02)
+
+
+def test_simple_statistics():
+    x = np.array([[1.0, 0.2], [3.0, 0.2], [2.0, 0.7], [9.0, 0.0]])
+    mask = np.array([[1, 1], [1, 1], [1, 1], [0, 0]], dtype=float)
+    new_mask = np.zeros((1, 2))
+    expected = {"zero": [0.0, 0.0], "mean": [2.0, 1.1 / 3], "median": [2.0, 0.2], "most_frequent": [1.0, 0.2]}
+    for name, want in expected.items():
+        out = get_model(name).fit_arrays(x, mask).impute(np.zeros((1, 2)), new_mask)
+        np.testing.assert_allclose(out[0], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+def test_knn_matches_sklearn(weights, data):
+    x, mask, x_new, mask_new = data
+    ours = get_model("knn", n_neighbors=4, weights=weights).fit_arrays(x, mask).impute(_hide(x_new, mask_new), mask_new)
+    theirs = SklearnKNNImputer(n_neighbors=4, weights=weights).fit(_hide(x, mask)).transform(_hide(x_new, mask_new))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-7)
+
+
+def test_knn_searches_beyond_candidates_when_few_rows_observe_a_column():
+    # 3% observed: the nearest candidates rarely hold k rows observing a column, forcing the full search
+    rng = np.random.default_rng(0)
+    x = rng.random((2000, 6))
+    mask = (rng.random(x.shape) < 0.03).astype(float)
+    mask[0] = 1
+    x_new = rng.random((50, 6))
+    mask_new = (rng.random(x_new.shape) < 0.5).astype(float)
+    ours = get_model("knn").fit_arrays(x, mask).impute(x_new, mask_new)
+    theirs = SklearnKNNImputer().fit(_hide(x, mask)).transform(_hide(x_new, mask_new))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+def test_em_recovers_a_known_gaussian():
+    rng = np.random.default_rng(0)
+    mu = np.array([0.5, -1.0, 2.0])
+    cov = np.array([[1.0, 0.6, 0.3], [0.6, 2.0, -0.5], [0.3, -0.5, 1.5]])
+    x = rng.multivariate_normal(mu, cov, size=5000)
+    mask = (rng.random(x.shape) >= 0.3).astype(float)
+    model = get_model("em").fit_arrays(x, mask)
+    np.testing.assert_allclose(model.mu_, mu, atol=0.06)
+    np.testing.assert_allclose(model.cov_, cov, atol=0.12)
+    assert np.all(np.diff(model.loglik_) > -1e-9)  # EM never lowers the likelihood
+    assert model.n_iter_ < model.max_iter  # converged
+
+
+def test_em_imputes_the_conditional_mean(data, fitted):
+    _, _, x_new, mask_new = data
+    model = fitted["em"]
+    out = model.impute(_hide(x_new, mask_new), mask_new)
+    mu, s = model.mu_, model.cov_
+    for i in range(10):
+        o, m = mask_new[i] == 1, mask_new[i] == 0
+        want = mu[m] + s[np.ix_(m, o)] @ np.linalg.solve(s[np.ix_(o, o)], x_new[i, o] - mu[o])
+        np.testing.assert_allclose(out[i, m], want, rtol=1e-8, atol=1e-10)
+
+
+def test_softimpute_recovers_a_low_rank_matrix():
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(20, 2))
+    x = rng.normal(size=(260, 2)) @ factors.T
+    mask = (rng.random(x.shape) >= 0.3).astype(float)
+    train, new = slice(0, 200), slice(200, 260)
+    model = get_model("matrix").fit_arrays(x[train], mask[train])
+    assert model.rank_ == 2
+    for rows in (train, new):  # the training rows' missing entries, then new rows'
+        out = model.impute(x[rows], mask[rows])
+        missing = mask[rows] == 0
+        error = np.linalg.norm((out - x[rows])[missing]) / np.linalg.norm(x[rows][missing])
+        assert error < 0.06, error  # what is left is mostly the shrinkage's bias
