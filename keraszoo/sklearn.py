@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from keraszoo.data.scaling import MinMaxScaler
 from keraszoo.registry import get_model, get_model_class, is_deep, model_parameters
 from keraszoo.validation import ImputationInputError, keep_observed
 
@@ -84,14 +85,12 @@ class ZooImputer(TransformerMixin, BaseEstimator):
             names = [str(self.feature_names_in_[i]) if hasattr(self, "feature_names_in_") else str(i) for i in empty]
             raise ImputationInputError(f"fit: column(s) {', '.join(names)} have no observed value; drop them or supply data")
         self.n_features_in_ = values.shape[1]
-        observed = np.where(mask == 1, values, np.nan)
-        self.data_min_ = np.nanmin(observed, axis=0)
-        data_range = np.nanmax(observed, axis=0) - self.data_min_
-        self.constant_columns_ = data_range == 0  # imputed with their constant, whatever the model says
-        self.data_range_ = np.where(data_range > 0, data_range, 1.0)  # constant columns map to 0 and back
+        self.scaler_ = MinMaxScaler().fit(values, mask)
+        # constant columns are imputed with their constant, whatever the model says
+        self.constant_columns_ = self.scaler_.data_max_ == self.scaler_.data_min_
         model_params, fit_params = self._split_params()
         self.model_ = get_model(self.name, **model_params)
-        scaled = np.where(mask == 1, self._scale(values), 0.0)
+        scaled = np.where(mask == 1, self.scaler_.transform(values), 0.0)
         if is_deep(self.name):
             self.history_ = self.model_.fit_arrays(scaled, mask, **fit_params)
         else:
@@ -105,9 +104,9 @@ class ZooImputer(TransformerMixin, BaseEstimator):
         if mask.all():
             completed = values
         else:
-            scaled = np.where(mask == 1, self._scale(values), 0.0)
-            imputed = self._impute_scaled(scaled, mask) * self.data_range_ + self.data_min_
-            imputed[:, self.constant_columns_] = self.data_min_[self.constant_columns_]
+            scaled = np.where(mask == 1, self.scaler_.transform(values), 0.0)
+            imputed = self.scaler_.inverse_transform(self._impute_scaled(scaled, mask))
+            imputed[:, self.constant_columns_] = self.scaler_.data_min_[self.constant_columns_]
             completed = keep_observed(values, mask, imputed)
         if isinstance(X, pd.DataFrame):
             return pd.DataFrame(completed, index=X.index, columns=X.columns)
@@ -121,9 +120,6 @@ class ZooImputer(TransformerMixin, BaseEstimator):
             for i in range(0, len(scaled), batch_size)
         ]
         return np.concatenate(out)
-
-    def _scale(self, values):
-        return (values - self.data_min_) / self.data_range_
 
     def _read(self, X, at_fit):
         """Return (float64 values, float64 mask) after checking X; the mask is 1 where observed."""
@@ -179,9 +175,7 @@ class ZooImputer(TransformerMixin, BaseEstimator):
             "name": self.name,
             "params": self.params,
             "n_features_in": int(self.n_features_in_),
-            "data_min": self.data_min_.tolist(),
-            "data_range": self.data_range_.tolist(),
-            "constant_columns": self.constant_columns_.tolist(),
+            "scaler": self.scaler_.to_dict(),
             "feature_names_in": None if not hasattr(self, "feature_names_in_") else [str(c) for c in self.feature_names_in_],
         }
         with open(os.path.join(path, "imputer.json"), "w") as f:
@@ -201,9 +195,8 @@ class ZooImputer(TransformerMixin, BaseEstimator):
             meta = json.load(f)
         imputer = cls(meta["name"], **meta["params"])
         imputer.n_features_in_ = meta["n_features_in"]
-        imputer.data_min_ = np.asarray(meta["data_min"])
-        imputer.data_range_ = np.asarray(meta["data_range"])
-        imputer.constant_columns_ = np.asarray(meta["constant_columns"], dtype=bool)
+        imputer.scaler_ = MinMaxScaler.from_dict(meta["scaler"])
+        imputer.constant_columns_ = imputer.scaler_.data_max_ == imputer.scaler_.data_min_
         if meta["feature_names_in"] is not None:
             imputer.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
         if is_deep(meta["name"]):
