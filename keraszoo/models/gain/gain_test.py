@@ -91,7 +91,7 @@ def test_every_parameter_changes_the_model(breast_mcar):
         return model.impute(truth, mask).numpy()
 
     reference = trained_output()
-    for params in [dict(hint_rate=0.5), dict(alpha=10.0), dict(noise_scale=0.1), dict(hint_variant="paper"), dict(seed=3)]:
+    for params in [dict(hint_rate=0.5), dict(alpha=10.0), dict(noise_scale=0.1), dict(hint_variant="paper"), dict(extra_mask_rate=0.2), dict(seed=3)]:
         assert not np.allclose(reference, trained_output(**params)), params
     wide = GAIN(hidden_units=[7, 5])
     wide.build((None, truth.shape[1]))
@@ -99,7 +99,7 @@ def test_every_parameter_changes_the_model(breast_mcar):
 
 
 def test_constructor_rejects_bad_parameters():
-    for bad in [dict(hint_rate=1.5), dict(alpha=-1), dict(hint_variant="other"), dict(hidden_units=[])]:
+    for bad in [dict(hint_rate=1.5), dict(alpha=-1), dict(hint_variant="other"), dict(hidden_units=[]), dict(extra_mask_rate=1.0)]:
         with pytest.raises(ValueError):
             GAIN(**bad)
 
@@ -129,9 +129,9 @@ def test_save_and_load_round_trip(tmp_path, breast_mcar, trained):
 
 
 def test_get_config_round_trip():
-    model = GAIN(hint_rate=0.7, alpha=50.0, hidden_units=[8, 4], noise_scale=0.02, hint_variant="paper", seed=5)
+    model = GAIN(hint_rate=0.7, alpha=50.0, hidden_units=[8, 4], noise_scale=0.02, hint_variant="paper", extra_mask_rate=0.1, seed=5)
     clone = GAIN.from_config(model.get_config())
-    for key in ["hint_rate", "alpha", "hidden_units", "noise_scale", "hint_variant", "seed"]:
+    for key in ["hint_rate", "alpha", "hidden_units", "noise_scale", "hint_variant", "extra_mask_rate", "seed"]:
         assert getattr(clone, key) == getattr(model, key)
 
 
