@@ -1,1 +1,1 @@
-"""Serving: SavedModel export and a TF-Serving-compatible server and client (issue #4, not built yet)."""
+"""Serving: SavedModel export in TF Serving's layout (`serving.export`); the gRPC/REST server and client are issue #4."""

@@ -128,13 +128,13 @@ class DeepImputer(keras.Model):
 
     @tf.function(reduce_retracing=True)
     def _sample_fn(self, x, mask, n):
+        return tf.map_fn(lambda _: self.sample_draw(x, mask), tf.range(n), fn_output_signature=tf.float32)
+
+    def sample_draw(self, x, mask):
+        """One imputation with fresh noise (graph-friendly; `sample_imputations` stacks n of them)."""
         x_zeroed = tf.where(mask > 0, x, tf.zeros_like(x))
-
-        def draw(_):
-            completed = self.generate(x_zeroed, mask, self.noise_like(x_zeroed, deterministic=False))
-            return keep_observed(x, mask, completed)
-
-        return tf.map_fn(draw, tf.range(n), fn_output_signature=tf.float32)
+        completed = self.generate(x_zeroed, mask, self.noise_like(x_zeroed, deterministic=False))
+        return keep_observed(x, mask, completed)
 
     def _check_inputs(self, x, mask):
         if isinstance(x, tf.Tensor) and isinstance(mask, tf.Tensor) and not tf.executing_eagerly():

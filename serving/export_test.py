@@ -1,0 +1,77 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keraszoo.sklearn import ZooImputer
+from serving.export import export
+
+
+@pytest.fixture(scope="module")
+def fitted_and_rows():
+    from sklearn.datasets import load_breast_cancer
+
+    x = load_breast_cancer().data[:, :10].astype(np.float32)
+    rng = np.random.default_rng(0)
+    incomplete = np.where(rng.random(x.shape) < 0.2, np.nan, x)
+    imputer = ZooImputer("gain", iterations=200).fit(incomplete[:400])
+    return imputer, incomplete[400:460]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, fitted_and_rows):
+    imputer, _ = fitted_and_rows
+    return export(imputer, str(tmp_path_factory.mktemp("models")), "gain_breast", version=3)
+
+
+def test_layout_and_signatures(exported):
+    assert exported.endswith(os.path.join("gain_breast", "3"))
+    assert os.path.exists(os.path.join(exported, "saved_model.pb"))
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", exported, "--all"], capture_output=True, text=True, check=True).stdout
+    for signature in ("serving_default", "impute_with_mask", "multiple_imputation"):
+        assert f"signature_def['{signature}']" in shown
+    assert "outputs['imputed']" in shown and "inputs['x']" in shown
+
+
+def test_fresh_process_matches_in_memory_model(tmp_path, exported, fitted_and_rows):
+    imputer, rows = fitted_and_rows
+    np.save(tmp_path / "rows.npy", rows)
+    script = f"""
+import json, numpy as np, tensorflow as tf
+loaded = tf.saved_model.load({exported!r})
+rows = np.load({str(tmp_path / 'rows.npy')!r}).astype(np.float32)
+out = loaded.signatures["serving_default"](x=tf.constant(rows))["imputed"].numpy()
+mask = (~np.isnan(rows)).astype(np.float32)
+with_mask = loaded.signatures["impute_with_mask"](x=tf.constant(np.nan_to_num(rows)), mask=tf.constant(mask))["imputed"].numpy()
+draws = loaded.signatures["multiple_imputation"](x=tf.constant(rows), n=tf.constant(4))["imputations"].numpy()
+np.save({str(tmp_path / 'out.npy')!r}, out); np.save({str(tmp_path / 'with_mask.npy')!r}, with_mask); np.save({str(tmp_path / 'draws.npy')!r}, draws)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)
+    out, with_mask, draws = (np.load(tmp_path / f"{n}.npy") for n in ("out", "with_mask", "draws"))
+    expected = imputer.transform(rows)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(with_mask, expected, rtol=1e-5, atol=1e-5)
+    observed = ~np.isnan(rows)
+    np.testing.assert_array_equal(out[observed], rows[observed])
+    assert draws.shape == (4,) + rows.shape
+    for draw in draws:
+        np.testing.assert_array_equal(draw[observed], rows[observed])
+    assert np.std(draws, axis=0)[~observed].max() > 0
+
+
+def test_bad_exports_are_refused(tmp_path, fitted_and_rows, exported):
+    imputer, rows = fitted_and_rows
+    with pytest.raises(ValueError, match="plain directory name"):
+        export(imputer, str(tmp_path), "../escape")
+    with pytest.raises(ValueError, match="positive integer"):
+        export(imputer, str(tmp_path), "gain", version=0)
+    with pytest.raises(FileExistsError, match="immutable"):
+        export(imputer, os.path.dirname(os.path.dirname(exported)), "gain_breast", version=3)
+    with pytest.raises(NotImplementedError, match="classical"):
+        export(ZooImputer("mean").fit(rows), str(tmp_path), "mean")
+    with pytest.raises(ValueError, match="fitted"):
+        export(ZooImputer("gain"), str(tmp_path), "gain")
