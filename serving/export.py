@@ -9,9 +9,9 @@ Signatures (inputs and outputs float32, raw scale — the imputer's min-max scal
 * ``impute_with_mask(x, mask)`` -> ``{"imputed": ...}``: ``mask`` 1 = observed, 0 = missing;
 * ``multiple_imputation(x, n)`` -> ``{"imputations": [n, None, D]}`` (generative models only).
 
-Observed entries pass through unchanged (selected, never recomputed). Deep models export now;
-classical baselines need TensorFlow versions of their imputation and are not exportable yet
-(issue #4).
+Observed entries pass through unchanged (selected, never recomputed). Deep models export, and so
+do the classical baselines with a TensorFlow version of their imputation (`tf_impute`: zero, mean,
+median, most_frequent, em); knn, mice, missforest and matrix are not exportable yet (issue #4).
 """
 import os
 
@@ -22,14 +22,18 @@ from keraszoo.models.base import DeepImputer, keep_observed
 
 
 class _ImputerModule(tf.Module):
-    """The graph TF Serving runs: scale, impute with the trained network, unscale, keep observed."""
+    """The graph TF Serving runs: scale, impute in scaled space, unscale, keep observed entries.
 
-    def __init__(self, model, data_min, data_range, constant_columns):
+    `impute_scaled(scaled, mask)` and `draw_scaled(scaled, mask)` (None if not generative) are
+    closures over the model, so only its variables are tracked here: saving a tracked Keras model
+    would also trace its `call` with Keras's own default signature, which does not fit (x, mask).
+    """
+
+    def __init__(self, variables, impute_scaled, draw_scaled, data_min, data_range, constant_columns):
         super().__init__(name="keraszoo_imputer")
-        # Track the model's variables, not the Keras model: saving a tracked Keras model would also
-        # trace its `call` with Keras's own default signature, which does not fit (x, mask) inputs.
-        self.model_variables = list(model.variables)
-        self._network = lambda: model
+        self.model_variables = list(variables)
+        self._impute_scaled = impute_scaled
+        self._draw_scaled = draw_scaled
         self.data_min = tf.constant(data_min, tf.float32)
         self.data_range = tf.constant(data_range, tf.float32)
         self.constant_columns = tf.constant(constant_columns, tf.bool)
@@ -41,19 +45,19 @@ class _ImputerModule(tf.Module):
         return keep_observed(x, mask, imputed)
 
     def impute_with_mask(self, x, mask):
-        return {"imputed": self._complete(x, mask, lambda s, m: self._network()((s, m), training=False))}
+        return {"imputed": self._complete(x, mask, self._impute_scaled)}
 
     def serving_default(self, x):
-        mask = tf.cast(tf.logical_not(tf.math.is_nan(x)), tf.float32)
-        return self.impute_with_mask(x, mask)
+        return self.impute_with_mask(x, _observed(x))
 
     def multiple_imputation(self, x, n):
-        mask = tf.cast(tf.logical_not(tf.math.is_nan(x)), tf.float32)
-
-        def draw(_):
-            return self._complete(x, mask, lambda s, m: self._network().sample_draw(s, m))
-
+        mask = _observed(x)
+        draw = lambda _: self._complete(x, mask, self._draw_scaled)  # noqa: E731
         return {"imputations": tf.map_fn(draw, tf.range(n), fn_output_signature=tf.float32)}
+
+
+def _observed(x):
+    return tf.cast(tf.logical_not(tf.math.is_nan(x)), tf.float32)
 
 
 def export(imputer, base_path, name, version=1):
@@ -61,9 +65,15 @@ def export(imputer, base_path, name, version=1):
     if not hasattr(imputer, "model_"):
         raise ValueError("export needs a fitted ZooImputer: call fit first")
     model = imputer.model_
-    if not isinstance(model, DeepImputer):
+    if isinstance(model, DeepImputer):
+        variables = model.variables
+        impute_scaled = lambda s, m: model((s, m), training=False)  # noqa: E731
+        draw_scaled = model.sample_draw if model.generative else None
+    elif model.exportable():
+        variables, impute_scaled, draw_scaled = [], model.tf_impute, None
+    else:
         raise NotImplementedError(
-            f"model {imputer.name!r} is a classical baseline: SavedModel export exists for deep models only so far"
+            f"model {imputer.name!r} has no TensorFlow imputation yet, so it cannot be exported as a SavedModel"
         )
     if not (isinstance(name, str) and name and os.path.basename(name) == name and name not in (".", "..")):
         raise ValueError(f"model name must be a plain directory name, got {name!r}")
@@ -73,7 +83,12 @@ def export(imputer, base_path, name, version=1):
     scaler = imputer.scaler_
     d = scaler.n_features
     module = _ImputerModule(
-        model, scaler.data_min_.astype(np.float32), scaler.data_range_.astype(np.float32), imputer.constant_columns_
+        variables,
+        impute_scaled,
+        draw_scaled,
+        scaler.data_min_.astype(np.float32),
+        scaler.data_range_.astype(np.float32),
+        imputer.constant_columns_,
     )
     x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
     signatures = {
@@ -82,7 +97,7 @@ def export(imputer, base_path, name, version=1):
             module.impute_with_mask, input_signature=[x_spec, tf.TensorSpec([None, d], tf.float32, name="mask")]
         ),
     }
-    if model.generative:
+    if draw_scaled is not None:
         signatures["multiple_imputation"] = tf.function(
             module.multiple_imputation, input_signature=[x_spec, tf.TensorSpec([], tf.int32, name="n")]
         )

@@ -71,7 +71,26 @@ def test_bad_exports_are_refused(tmp_path, fitted_and_rows, exported):
         export(imputer, str(tmp_path), "gain", version=0)
     with pytest.raises(FileExistsError, match="immutable"):
         export(imputer, os.path.dirname(os.path.dirname(exported)), "gain_breast", version=3)
-    with pytest.raises(NotImplementedError, match="classical"):
-        export(ZooImputer("mean").fit(rows), str(tmp_path), "mean")
+    with pytest.raises(NotImplementedError, match="no TensorFlow imputation"):
+        export(ZooImputer("mice").fit(rows), str(tmp_path), "mice")
     with pytest.raises(ValueError, match="fitted"):
         export(ZooImputer("gain"), str(tmp_path), "gain")
+
+
+@pytest.mark.parametrize("name", ["zero", "mean", "median", "most_frequent", "em"])
+def test_classical_baselines_export_and_match(tmp_path, fitted_and_rows, name):
+    import tensorflow as tf
+
+    _, rows = fitted_and_rows
+    from sklearn.datasets import load_breast_cancer
+
+    x = load_breast_cancer().data[:400, :10]
+    train = np.where(np.random.default_rng(1).random(x.shape) < 0.2, np.nan, x)
+    imputer = ZooImputer(name).fit(train)
+    path = export(imputer, str(tmp_path), name)
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "impute_with_mask"}
+    out = loaded.signatures["serving_default"](x=tf.constant(rows))["imputed"].numpy()
+    np.testing.assert_allclose(out, imputer.transform(rows), rtol=1e-5, atol=1e-5)
+    observed = ~np.isnan(rows)
+    np.testing.assert_array_equal(out[observed], rows[observed])

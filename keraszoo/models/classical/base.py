@@ -41,6 +41,18 @@ class ClassicalImputer:
             return x
         return keep_observed(x, mask, self._impute(x, mask))
 
+    def tf_impute(self, x, mask):
+        """TensorFlow version of `_impute` on scaled float32 tensors, for SavedModel export.
+
+        Uses only what `fit_arrays` learned (as constants); the caller keeps observed entries.
+        Models without one cannot be exported yet.
+        """
+        raise NotImplementedError(f"{self.registry_name} has no TensorFlow imputation yet, so it cannot be exported")
+
+    @classmethod
+    def exportable(cls):
+        return cls.tf_impute is not ClassicalImputer.tf_impute
+
     def get_config(self):
         """Constructor parameters, so `type(m)(**m.get_config())` builds an identical untrained model."""
         return {}

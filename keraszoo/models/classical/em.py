@@ -1,6 +1,7 @@
 """EM for a multivariate Gaussian with missing data (Dempster, Laird & Rubin 1977; Little & Rubin,
 "Statistical Analysis with Missing Data", 2nd ed., section 11.2)."""
 import numpy as np
+import tensorflow as tf
 
 from keraszoo.models.classical.base import ClassicalImputer
 from keraszoo.registry import register_model
@@ -60,6 +61,21 @@ class EMImputer(ClassicalImputer):
 
     def _impute(self, x, mask):
         return self._e_step(x, mask, self.mu_, self.cov_, stats=False)[0]
+
+    def tf_impute(self, x, mask):
+        """The same conditional mean in TensorFlow (float64 inside), one batched solve for all rows.
+
+        Per row, A = P S P + (I - P) with P = diag(observed) is S_oo on the observed block and the
+        identity elsewhere, so A y = P (x - mu) gives y_o = S_oo^-1 (x_o - mu_o), y_m = 0, and
+        mu + S y is mu_m + S_mo S_oo^-1 (x_o - mu_o) on the missing entries.
+        """
+        mu = tf.constant(self.mu_, tf.float64)
+        cov = tf.constant(self.cov_, tf.float64)
+        p = tf.cast(mask, tf.float64)
+        resid = p * (tf.cast(x, tf.float64) - mu)
+        a = p[:, :, None] * cov * p[:, None, :] + tf.linalg.diag(1.0 - p)
+        y = tf.linalg.solve(a, resid[:, :, None])[:, :, 0]
+        return tf.cast(mu + tf.linalg.matvec(cov, y), x.dtype)
 
     @staticmethod
     def _e_step(x, mask, mu, cov, stats):

@@ -1,6 +1,7 @@
 """Per-column constant imputation: every missing entry of column j gets one statistic of column j's
 observed training values (the usual "simple imputation" baselines, cf. sklearn's SimpleImputer)."""
 import numpy as np
+import tensorflow as tf
 
 from keraszoo.models.classical.base import ClassicalImputer
 from keraszoo.registry import register_model
@@ -15,6 +16,9 @@ class _ColumnStatisticImputer(ClassicalImputer):
 
     def _impute(self, x, mask):
         return np.broadcast_to(self.statistics_, x.shape)
+
+    def tf_impute(self, x, mask):
+        return tf.broadcast_to(tf.constant(self.statistics_, x.dtype), tf.shape(x))
 
     def _statistic(self, values):
         raise NotImplementedError
