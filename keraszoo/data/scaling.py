@@ -1,6 +1,8 @@
 """Min-max scaling fitted on OBSERVED entries only (mask == 1 means observed)."""
 import numpy as np
 
+from keraszoo.validation import check_x_mask
+
 
 class MinMaxScaler:
     """Per-column min-max scaling to [0, 1] whose statistics come from observed entries only.
@@ -24,21 +26,10 @@ class MinMaxScaler:
     def fit(self, x, mask=None):
         x = _as_2d_float(x, "fit")
         if mask is None:
-            observed = ~np.isnan(x)
-        else:
-            m = np.asarray(mask, dtype=np.float64)
-            if m.shape != x.shape:
-                raise ValueError(f"MinMaxScaler.fit: x has shape {x.shape} but mask has shape {m.shape}; they must match")
-            if not np.all((m == 0) | (m == 1)):
-                raise ValueError("MinMaxScaler.fit: mask must hold only 0 (missing) and 1 (observed)")
-            observed = m == 1
-        bad = observed & ~np.isfinite(x)
-        if bad.any():
-            col = int(np.argwhere(bad)[0][1])
-            raise ValueError(
-                f"MinMaxScaler.fit: non-finite value at an observed entry (first in column {col}); "
-                "mark it missing in the mask"
-            )
+            mask = ~np.isnan(x)
+        # shape, 0/1 mask and finite observed values: the project-wide checks
+        x, mask = check_x_mask(x, mask, where="MinMaxScaler.fit", dtype=np.float64)
+        observed = mask == 1
         empty = np.flatnonzero(~observed.any(axis=0))
         if empty.size:
             raise ValueError(
