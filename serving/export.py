@@ -9,9 +9,12 @@ Signatures (inputs and outputs float32, raw scale — the imputer's min-max scal
 * ``impute_with_mask(x, mask)`` -> ``{"imputed": ...}``: ``mask`` 1 = observed, 0 = missing;
 * ``multiple_imputation(x, n)`` -> ``{"imputations": [n, None, D]}`` (generative models only).
 
+Each export also rewrites `<base_path>/models.config`, TF Serving's model config listing every
+model exported under `base_path`.
+
 Observed entries pass through unchanged (selected, never recomputed). Deep models export, and so
 do the classical baselines with a TensorFlow version of their imputation (`tf_impute`: zero, mean,
-median, most_frequent, em); knn, mice, missforest and matrix are not exportable yet (issue #4).
+median, most_frequent, em, matrix); knn, mice and missforest are not exportable yet (issue #4).
 """
 import os
 
@@ -105,4 +108,31 @@ def export(imputer, base_path, name, version=1):
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists: TF Serving versions are immutable, export a new version number")
     tf.saved_model.save(module, path, signatures=signatures)
+    write_models_config(base_path)
     return path
+
+
+def write_models_config(base_path):
+    """Write `<base_path>/models.config` (TF Serving's text format) listing every exported model there.
+
+    A model is a folder holding at least one numeric version folder with a `saved_model.pb`; base
+    paths are absolute, as `tensorflow_model_server --model_config_file` needs. Returns the file path.
+    """
+    base_path = os.path.abspath(base_path)
+    names = sorted(
+        name
+        for name in os.listdir(base_path)
+        if os.path.isdir(os.path.join(base_path, name))
+        and any(
+            v.isdigit() and os.path.exists(os.path.join(base_path, name, v, "saved_model.pb"))
+            for v in os.listdir(os.path.join(base_path, name))
+        )
+    )
+    entries = "".join(
+        f"  config {{\n    name: '{name}'\n    base_path: '{os.path.join(base_path, name)}'\n    model_platform: 'tensorflow'\n  }}\n"
+        for name in names
+    )
+    config_path = os.path.join(base_path, "models.config")
+    with open(config_path, "w") as f:
+        f.write(f"model_config_list {{\n{entries}}}\n")
+    return config_path

@@ -77,7 +77,7 @@ def test_bad_exports_are_refused(tmp_path, fitted_and_rows, exported):
         export(ZooImputer("gain"), str(tmp_path), "gain")
 
 
-@pytest.mark.parametrize("name", ["zero", "mean", "median", "most_frequent", "em"])
+@pytest.mark.parametrize("name", ["zero", "mean", "median", "most_frequent", "em", "matrix"])
 def test_classical_baselines_export_and_match(tmp_path, fitted_and_rows, name):
     import tensorflow as tf
 
@@ -94,3 +94,19 @@ def test_classical_baselines_export_and_match(tmp_path, fitted_and_rows, name):
     np.testing.assert_allclose(out, imputer.transform(rows), rtol=1e-5, atol=1e-5)
     observed = ~np.isnan(rows)
     np.testing.assert_array_equal(out[observed], rows[observed])
+
+
+def test_models_config_lists_every_exported_model(tmp_path, fitted_and_rows):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    imputer, rows = fitted_and_rows
+    export(imputer, str(tmp_path), "gain_a", version=1)
+    export(imputer, str(tmp_path), "gain_a", version=2)
+    export(ZooImputer("mean").fit(rows), str(tmp_path), "mean_b")
+    (tmp_path / "not_a_model").mkdir()
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((tmp_path / "models.config").read_text(), config)
+    entries = {c.name: c for c in config.model_config_list.config}
+    assert set(entries) == {"gain_a", "mean_b"}
+    assert entries["gain_a"].base_path == str(tmp_path / "gain_a") and entries["gain_a"].model_platform == "tensorflow"

@@ -2,6 +2,7 @@
 (Mazumder, Hastie & Tibshirani 2010, "Spectral Regularization Algorithms for Learning Large
 Incomplete Matrices", JMLR 11)."""
 import numpy as np
+import tensorflow as tf
 
 from keraszoo.models.classical.base import ClassicalImputer
 from keraszoo.registry import register_model
@@ -105,3 +106,15 @@ class SoftImpute(ClassicalImputer):
             coef = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
             out[start : start + chunk] += coef @ b.T
         return out
+
+    def tf_impute(self, x, mask):
+        """`_impute` in TensorFlow (float64 inside): each row's ridge fit on its observed columns, batched."""
+        mean = tf.constant(self.mean_, tf.float64)
+        p = tf.cast(mask, tf.float64)
+        if self.rank_ == 0:
+            return tf.cast(tf.broadcast_to(mean, tf.shape(p)), x.dtype)
+        b = tf.constant(self.factor_, tf.float64)
+        centred = p * (tf.cast(x, tf.float64) - mean)
+        gram = tf.einsum("nd,dr,ds->nrs", p, b, b) + self._ridge * tf.eye(self.rank_, dtype=tf.float64)
+        coef = tf.linalg.solve(gram, tf.matmul(centred, b)[:, :, None])[:, :, 0]
+        return tf.cast(mean + tf.matmul(coef, b, transpose_b=True), x.dtype)
