@@ -84,7 +84,7 @@ def run_one(model, params, truth, seed, miss_rate, protocol):
     """Fit and score one (model, dataset, seed); returns (rmse, fit seconds)."""
     from keraszoo import metrics
     from keraszoo.data import mcar_mask
-    from keraszoo.registry import is_deep, model_parameters
+    from keraszoo.registry import model_parameters
     from keraszoo.sklearn import ZooImputer
 
     mask = mcar_mask(truth.shape, miss_rate, seed=seed)

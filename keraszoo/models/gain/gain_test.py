@@ -3,7 +3,6 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keraszoo.models.base import make_dataset
 from keraszoo.models.gain import GAIN
@@ -141,3 +140,14 @@ def test_impute_traces_once_for_varying_batch_sizes(trained):
         trained.impute(np.zeros((rows, d), np.float32), np.ones((rows, d), np.float32))
     concrete = trained._impute_fn.experimental_get_tracing_count()
     assert concrete <= 2  # reduce_retracing: one generic trace after the first shape
+
+
+def test_build_optimizers_creates_slots_before_fit():
+    """Needed under a distribution strategy, where optimizer variables must exist before `fit`."""
+    model = GAIN()
+    model.build((None, 6))
+    model.compile()
+    model.build_optimizers()
+    for optimizer, network in model.optimizers_and_networks():
+        assert optimizer.built
+        assert len(optimizer.variables) > len(network.trainable_variables)  # moments per weight + counters
