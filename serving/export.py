@@ -14,7 +14,7 @@ model exported under `base_path`.
 
 Observed entries pass through unchanged (selected, never recomputed). Deep models export, and so
 do the classical baselines with a TensorFlow version of their imputation (`tf_impute`: zero, mean,
-median, most_frequent, em, matrix); knn, mice and missforest are not exportable yet (issue #4).
+median, most_frequent, em, matrix, knn); mice and missforest are not exportable yet (issue #4).
 """
 import os
 

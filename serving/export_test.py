@@ -76,7 +76,7 @@ def test_bad_exports_are_refused(tmp_path, fitted_and_rows, exported):
         export(ZooImputer("gain"), str(tmp_path), "gain")
 
 
-@pytest.mark.parametrize("name", ["zero", "mean", "median", "most_frequent", "em", "matrix"])
+@pytest.mark.parametrize("name", ["zero", "mean", "median", "most_frequent", "em", "matrix", "knn"])
 def test_classical_baselines_export_and_match(tmp_path, fitted_and_rows, name):
     import tensorflow as tf
 

@@ -188,3 +188,27 @@ def test_softimpute_recovers_a_low_rank_matrix():
         missing = mask[rows] == 0
         error = np.linalg.norm((out - x[rows])[missing]) / np.linalg.norm(x[rows][missing])
         assert error < 0.06, error  # what is left is mostly the shrinkage's bias
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [("mean", {}), ("em", {}), ("matrix", {}), ("knn", {}), ("knn", {"weights": "distance"}), ("knn", {"n_neighbors": 1})],
+)
+def test_tf_impute_matches_numpy_impute(name, params):
+    """The TensorFlow imputation used for SavedModel export agrees with the numpy one, sparse columns included."""
+    import tensorflow as tf
+
+    from keraszoo.registry import get_model
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 7))
+    mask = (rng.random(x.shape) > 0.3).astype(float)
+    mask[:, 0] = rng.random(300) > 0.9  # a column few rows observe
+    model = get_model(name, **params).fit_arrays(x, mask)
+    assert type(model).exportable()
+    new_x = rng.random((40, 7))
+    new_mask = (rng.random(new_x.shape) > 0.4).astype(float)
+    new_mask[3] = 0  # a row with nothing observed
+    expected = model.impute(new_x, new_mask)
+    got = model.tf_impute(tf.constant(new_x * new_mask, tf.float32), tf.constant(new_mask, tf.float32)).numpy()
+    np.testing.assert_allclose(np.where(new_mask == 1, new_x, got), expected, atol=1e-5)

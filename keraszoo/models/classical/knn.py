@@ -1,6 +1,7 @@
 """k-nearest-neighbour imputation (Troyanskaya et al., 2001, "Missing value estimation methods for DNA
 microarrays"), with the semantics of scikit-learn's ``KNNImputer(metric="nan_euclidean")``."""
 import numpy as np
+import tensorflow as tf
 
 from keraszoo.models.classical.base import ClassicalImputer
 from keraszoo.registry import register_model
@@ -97,6 +98,38 @@ class KNNImputer(ClassicalImputer):
                 values[redo] = self._impute_exhaustive(sq[rec[redo]], j)
             out[rec, j] = values
         return out
+
+    def tf_impute(self, x, mask):
+        """`_impute` in TensorFlow (float64 inside) for export: per column, the k nearest training rows
+        observing it by exact top-k over all of them (the training rows are embedded as constants)."""
+        fit_x = tf.constant(self.fit_x_, tf.float64)
+        fit_mask = tf.constant(self.fit_mask_, tf.float64)
+        x, p = tf.cast(x, tf.float64) * tf.cast(mask, tf.float64), tf.cast(mask, tf.float64)
+        d = self.fit_x_.shape[1]
+        # nan-euclidean squared distance scaled by d / (common observed columns), as in _impute_rows
+        count = tf.matmul(p, fit_mask, transpose_b=True)
+        sq = tf.matmul(x**2, fit_mask, transpose_b=True) + tf.matmul(p, fit_x**2 * fit_mask, transpose_b=True)
+        sq = tf.maximum(sq - 2.0 * tf.matmul(x, fit_x, transpose_b=True), 0.0) * d / tf.maximum(count, 1.0)
+        sq = tf.where(count > 0, sq, tf.constant(np.inf, tf.float64))
+        k = min(self.n_neighbors, self.fit_x_.shape[0])
+        columns = []
+        for j in range(d):
+            donor_sq = tf.where(fit_mask[None, :, j] > 0, sq, tf.constant(np.inf, tf.float64))
+            neg_sq, idx = tf.math.top_k(-donor_sq, k=k)
+            chosen = tf.math.is_finite(neg_sq)
+            if self.weights == "uniform":
+                w = tf.cast(chosen, tf.float64)
+            else:
+                dist = tf.sqrt(tf.where(chosen, -neg_sq, 1.0))
+                exact = chosen & (dist == 0)
+                w = tf.where(
+                    tf.reduce_any(exact, axis=1, keepdims=True), tf.cast(exact, tf.float64), tf.where(chosen, 1.0 / dist, 0.0)
+                )
+            total = tf.reduce_sum(w, axis=1)
+            values = tf.gather(fit_x[:, j], idx)
+            avg = tf.reduce_sum(w * values, axis=1) / tf.maximum(total, 1e-300)
+            columns.append(tf.where(total > 0, avg, self.column_means_[j]))
+        return tf.cast(tf.stack(columns, axis=1), mask.dtype)
 
     def _impute_exhaustive(self, sq, j):
         """sklearn's own procedure: partition the distances to every training row observing column j."""
