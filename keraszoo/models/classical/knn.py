@@ -104,7 +104,8 @@ class KNNImputer(ClassicalImputer):
         observing it by exact top-k over all of them (the training rows are embedded as constants)."""
         fit_x = tf.constant(self.fit_x_, tf.float64)
         fit_mask = tf.constant(self.fit_mask_, tf.float64)
-        x, p = tf.cast(x, tf.float64) * tf.cast(mask, tf.float64), tf.cast(mask, tf.float64)
+        p = tf.cast(mask, tf.float64)
+        x = tf.cast(x, tf.float64) * p
         d = self.fit_x_.shape[1]
         # nan-euclidean squared distance scaled by d / (common observed columns), as in _impute_rows
         count = tf.matmul(p, fit_mask, transpose_b=True)
