@@ -43,6 +43,7 @@ def isolated(monkeypatch, tmp_path):
     """No data dir, an empty cache, and a network that fails the test if it is touched."""
     monkeypatch.setenv("KERASZOO_DATA_DIR", str(tmp_path / "no-such-dir"))
     monkeypatch.setenv("KERASZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "no-tfds"))  # a prepared TFDS mnist on this machine must not answer
     monkeypatch.delenv("KERASZOO_OFFLINE", raising=False)
 
     def no_network(*args, **kwargs):

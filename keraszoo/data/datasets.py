@@ -8,6 +8,11 @@ Names (``list_datasets()``):
 
 Where file-based data comes from, in order:
 
+0. mnist only: TensorFlow Datasets' prepared ``mnist`` when it is on disk
+   (``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``, holding ``mnist/<version>/dataset_info.json``),
+   read with tensorflow-datasets. Only its presence is checked otherwise, so nothing imports TensorFlow
+   or waits on TFDS downloads when it is absent. TFDS stores MNIST shuffled: the images and labels are
+   the same, in TFDS's fixed order rather than LeCun's;
 1. ``data_dir`` if given, else the environment variable ``KERASZOO_DATA_DIR``: a directory holding
    ``spam.csv``, ``letter.csv``, ``credit.csv``, ``wine.csv``, ``adult.csv``, ``mnist.npz``;
 2. the cache, ``KERASZOO_CACHE_DIR`` or ``~/.cache/keraszoo``, where earlier downloads were put;
@@ -54,6 +59,7 @@ import pandas as pd
 DATA_DIR_ENV = "KERASZOO_DATA_DIR"
 CACHE_DIR_ENV = "KERASZOO_CACHE_DIR"
 OFFLINE_ENV = "KERASZOO_OFFLINE"
+TFDS_DATA_DIR_ENV = "TFDS_DATA_DIR"  # tensorflow-datasets' own variable; default ~/tensorflow_datasets
 CONNECT_TIMEOUT_S = 0.9  # the reachability check before any download: offline fails within a second
 DOWNLOAD_TIMEOUT_S = 60.0  # per socket operation during a download
 
@@ -248,8 +254,50 @@ def load_dataset(name, data_dir=None, *, download=True, verify=True):
     if name in _SKLEARN:
         return _load_sklearn(name)
     spec = _FILE_SPECS[name]
+    if name == "mnist":
+        prepared = _tfds_prepared_mnist_dir()
+        if prepared is not None:
+            from_tfds = _read_tfds_mnist(prepared)
+            if from_tfds is not None:
+                return from_tfds
     path = _locate(name, spec, data_dir, download=download, verify=verify)
     return _read(name, spec, path)
+
+
+def _tfds_prepared_mnist_dir():
+    """``<tfds data dir>/mnist/<newest version>`` if TFDS has prepared MNIST there, else None.
+
+    Looks only at the file system (never tfds.load: with the data absent it would try to download).
+    """
+    root = Path(os.environ.get(TFDS_DATA_DIR_ENV) or Path.home() / "tensorflow_datasets").expanduser()
+    versions = []
+    for info in (root / "mnist").glob("*/dataset_info.json"):
+        parts = info.parent.name.split(".")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):  # skips tfds' "incomplete.*" folders
+            versions.append((tuple(int(p) for p in parts), info.parent))
+    return max(versions)[1] if versions else None
+
+
+def _read_tfds_mnist(version_dir):
+    """MNIST as a Dataset from TFDS' prepared files, or None (with a warning) if they cannot be read."""
+    try:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder_from_directory(os.fspath(version_dir))
+        arrays = {}
+        for split in ("train", "test"):
+            images, labels = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+            # same layout and dtypes as mnist.npz: [N, 28, 28] uint8 images, uint8 labels
+            arrays[split] = (np.asarray(images, dtype=np.uint8).reshape(-1, 28, 28), np.asarray(labels, dtype=np.uint8))
+    except Exception as err:  # noqa: BLE001 -- any failure here falls back to the .npz path
+        warnings.warn(f"could not read TFDS' prepared MNIST in {version_dir} ({err!r}); using mnist.npz instead",
+                      stacklevel=3)
+        return None
+    (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+    return Dataset(
+        name="mnist", features=None, labels=pd.Series(y_train, name="label"), categorical=[],
+        source=f"tfds:{version_dir}", images=x_train, test_images=x_test, test_labels=pd.Series(y_test, name="label"),
+    )
 
 
 def _cache_dir():
