@@ -1,1 +1,1 @@
-"""Serving: SavedModel export in TF Serving's layout (`serving.export`); the gRPC/REST server and client are issue #4."""
+"""Serving: SavedModel export (`serving.export`), a TF-Serving-compatible gRPC/REST server (`serving.server`), its client (`serving.client`) and load test (`serving.loadtest`)."""

@@ -1,0 +1,174 @@
+"""Load test of the embedded server: latency and throughput over gRPC next to an in-process call.
+
+    python -m serving.loadtest                                  # fits GAIN on breast cancer, serves it
+    python -m serving.loadtest --model-base-path saved_models/serving --model gain_breast --clients 4
+
+The server runs in its own process (as in production: its Python does not share a GIL with the
+clients). For each batch size (default 1 and 256) it measures, in this order:
+
+* ``in-process``: the exported signature called directly on the loaded SavedModel, one caller;
+* ``grpc 1 client``: sequential `ImputeClient.impute` calls (what one user sees: request building,
+  the network round trip, the server's work and decoding included);
+* ``grpc N clients``: N threads, each with its own channel, sending as fast as they can.
+
+It prints p50/p95/p99 latency in ms and rows/s for each, and the server's overhead: p50 of one
+gRPC client over p50 in-process. Targets on 2 cores (issue #4): p50 <= 2 ms for one row, >= 20,000
+rows/s batched, overhead <= 1.5x.
+"""
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+
+def _percentiles(latencies):
+    ms = np.asarray(latencies) * 1e3
+    return {f"p{q}": float(np.percentile(ms, q)) for q in (50, 95, 99)}
+
+
+def measure(call, requests):
+    """Latencies (s) of `requests` sequential calls, after a warm-up."""
+    for _ in range(min(20, requests)):
+        call()
+    latencies = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def measure_concurrent(make_call, clients, requests_per_client):
+    """(latencies, wall seconds) of `clients` threads each making `requests_per_client` calls."""
+    calls = [make_call() for _ in range(clients)]
+    for call in calls:
+        call()  # warm each channel
+    latencies, lock, barrier = [], threading.Lock(), threading.Barrier(clients + 1)
+
+    def worker(call):
+        own = []
+        barrier.wait()
+        for _ in range(requests_per_client):
+            start = time.perf_counter()
+            call()
+            own.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(own)
+
+    threads = [threading.Thread(target=worker, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - start
+
+
+def fit_and_export(base_path):
+    """GAIN fitted on scikit-learn's breast-cancer table (20% MCAR), exported as `gain_breast`."""
+    from sklearn.datasets import load_breast_cancer
+
+    from keraszoo.sklearn import ZooImputer
+    from serving.export import export
+
+    x = load_breast_cancer().data
+    incomplete = np.where(np.random.default_rng(0).random(x.shape) < 0.2, np.nan, x)
+    export(ZooImputer("gain", iterations=1000).fit(incomplete), base_path, "gain_breast", version=1)
+    return incomplete
+
+
+def start_server(base_path, workers):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0", "--rest-port", "-1",
+         "--poll-seconds", "0", "--workers", str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = process.stdout.readline()
+    if "grpc " not in line:
+        process.kill()
+        raise RuntimeError(f"the server did not start: {line!r}")
+    return process, line.split("grpc ")[1].split()[0]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m serving.loadtest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-base-path", help="folder of exported models (default: fit and export GAIN on breast cancer)")
+    parser.add_argument("--model", default="gain_breast")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch-sizes", default="1,256")
+    parser.add_argument("--requests", type=int, default=2000, help="sequential requests per measurement for batch 1")
+    parser.add_argument("--rows-per-measurement", type=int, default=256_000, help="bounds the requests at large batches")
+    parser.add_argument("--workers", type=int, default=8, help="server gRPC threads")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    from serving.client import ImputeClient
+
+    temporary = None
+    if args.model_base_path is None:
+        temporary = tempfile.TemporaryDirectory()
+        base_path = temporary.name
+        table = fit_and_export(base_path)
+    else:
+        base_path = args.model_base_path
+        table = None
+    versions = sorted(int(v) for v in os.listdir(os.path.join(base_path, args.model)) if v.isdigit())
+    signature = tf.saved_model.load(os.path.join(base_path, args.model, str(versions[-1]))).signatures["serving_default"]
+    width = int(signature.structured_input_signature[1]["x"].shape[-1])
+    if table is None:  # an arbitrary model: random rows in [0, 1] with 20% missing
+        rng = np.random.default_rng(0)
+        table = np.where(rng.random((4096, width)) < 0.2, np.nan, rng.random((4096, width)))
+    table = np.resize(table, (max(4096, len(table)), width)).astype(np.float32)
+
+    process, target = start_server(base_path, args.workers)
+    results = []
+    try:
+        for batch in (int(b) for b in args.batch_sizes.split(",")):
+            rows = table[:batch]
+            requests = max(50, min(args.requests, args.rows_per_measurement // batch))
+            x = tf.constant(rows)
+            in_process = measure(lambda: signature(x=x)["imputed"].numpy(), requests)  # noqa: B023
+            client = ImputeClient(target)
+            one_client = measure(lambda: client.impute(args.model, rows), requests)  # noqa: B023
+            client.close()
+            per_client = max(10, requests // args.clients)
+
+            def new_client_call(rows=rows):
+                client = ImputeClient(target)  # one channel per client thread, as separate users would have
+                return lambda: client.impute(args.model, rows)
+
+            many, wall = measure_concurrent(new_client_call, args.clients, per_client)
+            for label, latencies, seconds in (
+                ("in-process", in_process, sum(in_process)),
+                ("grpc 1 client", one_client, sum(one_client)),
+                (f"grpc {args.clients} clients", many, wall),
+            ):
+                results.append({"batch": batch, "how": label, **_percentiles(latencies), "rows_per_s": len(latencies) * batch / seconds})
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if temporary is not None:
+            temporary.cleanup()
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model} ({width} features)")
+    print(f"{'batch':>5} {'how':<16} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'rows/s':>10}")
+    for r in results:
+        print(f"{r['batch']:>5} {r['how']:<16} {r['p50']:>8.3f} {r['p95']:>8.3f} {r['p99']:>8.3f} {r['rows_per_s']:>10.0f}")
+    for batch in sorted({r["batch"] for r in results}):
+        rows = [r for r in results if r["batch"] == batch]
+        print(f"batch {batch}: server overhead (p50 of 1 gRPC client / p50 in-process) {rows[1]['p50'] / rows[0]['p50']:.2f}x")
+    return results
+
+
+if __name__ == "__main__":
+    main()

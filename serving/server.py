@@ -1,0 +1,447 @@
+"""The embedded model server: TF Serving's gRPC and REST APIs over exported keraszoo SavedModels.
+
+    python -m serving.server --model-base-path saved_models/serving            # every model in the folder
+    python -m serving.server --model-config saved_models/serving/models.config  # TF Serving's config file
+    python -m serving.server --model-base-path saved_models/serving/gain_breast --model-name gain
+
+gRPC (default 127.0.0.1:8500) implements `tensorflow.serving.PredictionService` (Predict and
+GetModelMetadata; Classify, Regress and MultiInference answer UNIMPLEMENTED) and `ModelService`
+(GetModelStatus, HandleReloadConfigRequest) with the stock `tensorflow_serving.apis` protos, so
+clients written for `tensorflow_model_server` work unchanged. REST (default 127.0.0.1:8501) follows
+TF Serving's REST API:
+
+* ``GET /v1/models/NAME[/versions/V | /labels/L]`` — version status;
+* ``GET /v1/models/NAME[/versions/V | /labels/L]/metadata`` — signatures;
+* ``POST /v1/models/NAME[/versions/V | /labels/L]:predict`` with ``{"signature_name": ..., "instances": [...]}``
+  (row format, answered with ``{"predictions": ...}``) or ``{"inputs": ...}`` (columnar, answered with
+  ``{"outputs": ...}``). JSON has no NaN, so besides the ``NaN`` literal that TF Serving (and Python)
+  accept, ``null`` in a float input means a missing value.
+
+Without a version the latest loaded one answers. Errors: unknown model, version or label NOT_FOUND
+(HTTP 404); wrong input keys, dtype, rank or width INVALID_ARGUMENT (HTTP 400) naming the expected
+signature; more than `--max-rows` rows or a message over `--max-request-bytes` RESOURCE_EXHAUSTED
+(HTTP 413). The server binds 127.0.0.1 unless `--host` says otherwise.
+
+Differences from `tensorflow_model_server`: no request batching, and with `--model-base-path`
+every version on disk is served (TF Serving serves the latest unless the config's
+`model_version_policy` says otherwise; `serving.export` writes `all` into models.config for both).
+"""
+import argparse
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from concurrent import futures
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.servables import ModelManager, ServingError, discover_models, invalid, model_configs_from, parse_model_config
+from serving.tensors import to_numpy, to_tensor_proto
+
+log = logging.getLogger("keraszoo.serving")
+
+#: requests are refused (RESOURCE_EXHAUSTED / HTTP 413) above these sizes.
+DEFAULT_MAX_ROWS = 100_000
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+def tensor_proto_to_numpy(key, proto):
+    try:
+        return to_numpy(proto)
+    except Exception as err:  # malformed TensorProto: wrong content size, unknown dtype, ...
+        raise invalid(f"input {key!r} is not a valid TensorProto: {err}") from None
+
+
+def _version_of(spec):
+    return spec.version.value if spec.HasField("version") else None
+
+
+# --- gRPC ---------------------------------------------------------------------------------------------
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """tensorflow.serving.PredictionService over a ModelManager."""
+
+    def __init__(self, manager, max_rows=DEFAULT_MAX_ROWS):
+        self.manager = manager
+        self.max_rows = max_rows
+
+    def Predict(self, request, context):
+        spec = request.model_spec
+        try:
+            servable = self.manager.lookup(spec.name, _version_of(spec), spec.version_label)
+            signature = servable.signature(spec.signature_name)
+            inputs = {key: tensor_proto_to_numpy(key, proto) for key, proto in request.inputs.items()}
+            outputs = signature.run(inputs, tuple(request.output_filter), self.max_rows)
+        except ServingError as err:
+            context.abort(err.code, err.message)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        response.model_spec.signature_name = signature.name
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(to_tensor_proto(value))
+        return response
+
+    def GetModelMetadata(self, request, context):
+        spec = request.model_spec
+        try:
+            if not request.metadata_field:
+                raise invalid("GetModelMetadataRequest must specify at least one metadata_field (\"signature_def\")")
+            for field in request.metadata_field:
+                if field != "signature_def":
+                    raise invalid(f"metadata field {field!r} is not supported; supported: signature_def")
+            servable = self.manager.lookup(spec.name, _version_of(spec), spec.version_label)
+        except ServingError as err:
+            context.abort(err.code, err.message)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        response.metadata["signature_def"].Pack(signature_def_map(servable))
+        return response
+
+    def _unimplemented(self, request, context):
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "keraszoo models are imputers: use Predict (Classify, Regress and MultiInference are not served)"
+        )
+
+    Classify = Regress = MultiInference = _unimplemented
+
+
+def signature_def_map(servable):
+    result = get_model_metadata_pb2.SignatureDefMap()
+    for key, signature_def in servable.signature_def_map.items():
+        result.signature_def[key].CopyFrom(signature_def)
+    return result
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """tensorflow.serving.ModelService: version status, and replacing the model config."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def GetModelStatus(self, request, context):
+        spec = request.model_spec
+        try:
+            rows = self.manager.status(spec.name, _version_of(spec), spec.version_label)
+        except ServingError as err:
+            context.abort(err.code, err.message)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version, state, message in rows:
+            status = response.model_version_status.add(version=version, state=state)
+            if message:
+                status.status.error_code = 13  # INTERNAL: the version failed to load
+                status.status.error_message = message
+        return response
+
+    def HandleReloadConfigRequest(self, request, context):
+        response = model_management_pb2.ReloadConfigResponse()
+        try:
+            configs = model_configs_from(request.config)
+        except ValueError as err:
+            response.status.error_code = 3
+            response.status.error_message = str(err)
+            return response
+        self.manager.reload_config(configs)
+        return response
+
+
+# --- REST ---------------------------------------------------------------------------------------------
+_HTTP_STATUS = {
+    grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    grpc.StatusCode.UNIMPLEMENTED: HTTPStatus.NOT_IMPLEMENTED,
+}
+_REST_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?$"
+)
+
+
+def json_to_array(value, dtype, key):
+    """A JSON value as a numpy array of the signature's dtype; null (or NaN) means missing in float inputs."""
+    numpy_dtype = dtype.as_numpy_dtype
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind in "USO" and not dtype.is_floating:
+            raise ValueError
+        if array.dtype.kind in "US":
+            raise ValueError
+        converted = np.asarray(value, dtype=numpy_dtype)
+    except (ValueError, TypeError):
+        raise invalid(f"input {key!r} must be a (nested) list of numbers for dtype {dtype.name}") from None
+    if dtype.is_integer and array.dtype.kind == "f" and not np.array_equal(converted, array):
+        raise invalid(f"input {key!r} must hold whole numbers for dtype {dtype.name}")
+    return converted
+
+
+def rest_inputs(body, signature):
+    """(inputs dict, row_format) from a TF Serving REST predict body."""
+    if not isinstance(body, dict):
+        raise invalid('the request body must be a JSON object with "instances" or "inputs"')
+    if ("instances" in body) == ("inputs" in body):
+        raise invalid('the request body must have exactly one of "instances" (row format) or "inputs" (columnar format)')
+    specs = signature.input_specs
+    keys = sorted(specs)
+    if "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise invalid('"instances" must be a non-empty list of rows')
+        if len(keys) == 1 and not all(isinstance(row, dict) for row in instances):
+            return {keys[0]: json_to_array(instances, specs[keys[0]][0], keys[0])}, True
+        if not all(isinstance(row, dict) for row in instances):
+            raise invalid(f"signature {signature.describe()} has several inputs: each instance must be an object with keys {keys}")
+        found = set().union(*(row.keys() for row in instances))
+        if any(set(row) != found for row in instances):
+            raise invalid("every instance must have the same keys")
+        # unknown keys are kept (as None) so the signature check names them
+        return {key: json_to_array([row[key] for row in instances], specs[key][0], key) if key in specs else None for key in found}, True
+    given = body["inputs"]
+    if len(keys) == 1 and not (isinstance(given, dict) and set(given) == {keys[0]}):
+        return {keys[0]: json_to_array(given, specs[keys[0]][0], keys[0])}, False
+    if not isinstance(given, dict):
+        raise invalid(f'signature {signature.describe()} has several inputs: "inputs" must be an object with keys {keys}')
+    return {key: json_to_array(value, specs[key][0], key) if key in specs else None for key, value in given.items()}, False
+
+
+def _json_list(array):
+    if array.dtype == np.float32:
+        # float32's shortest decimal form (17.91, not 17.90999984741211), as TF Serving writes it
+        array = array.astype(str).astype(np.float64)
+    return array.tolist()
+
+
+def rest_outputs(outputs, row_format):
+    if not row_format:
+        if len(outputs) == 1:
+            return {"outputs": _json_list(next(iter(outputs.values())))}
+        return {"outputs": {key: _json_list(value) for key, value in outputs.items()}}
+    if len(outputs) == 1:
+        return {"predictions": _json_list(next(iter(outputs.values())))}
+    lists = {key: _json_list(value) for key, value in outputs.items()}
+    n = min(len(value) for value in lists.values())
+    return {"predictions": [{key: value[i] for key, value in lists.items()} for i in range(n)]}
+
+
+def _status_json(rows):
+    return {
+        "model_version_status": [
+            {
+                "version": str(version),
+                "state": state,
+                "status": {"error_code": "OK" if not message else "INTERNAL", "error_message": message},
+            }
+            for version, state, message in rows
+        ]
+    }
+
+
+class RestHandler(BaseHTTPRequestHandler):
+    """TF Serving's REST API; `server.manager`, `server.max_rows` and `server.max_request_bytes` configure it."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "keraszoo-serving"
+
+    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+        log.debug("rest %s - %s", self.address_string(), format % args)
+
+    def do_GET(self):
+        self._handle(self._get)
+
+    def do_POST(self):
+        self._handle(self._post)
+
+    def _handle(self, method):
+        try:
+            match = _REST_PATH.match(self.path.split("?", 1)[0])
+            if not match:
+                raise ServingError(grpc.StatusCode.NOT_FOUND, f"unknown path {self.path!r}; expected /v1/models/NAME[...]")
+            version = match["version"]
+            if version is not None:
+                if not version.isdigit():
+                    raise invalid(f"version must be a positive integer, got {version!r}")
+                version = int(version)
+            status, body = method(match, version)
+        except ServingError as err:
+            status, body = _HTTP_STATUS.get(err.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": err.message}
+        except Exception as err:  # answer, log, and keep serving
+            log.exception("REST request %s failed", self.path)
+            status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {err}"}
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _get(self, match, version):
+        manager = self.server.manager
+        if match["verb"]:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"use POST for :{match['verb']}")
+        if match["metadata"]:
+            servable = manager.lookup(match["name"], version, match["label"])
+            metadata = json_format.MessageToDict(signature_def_map(servable), preserving_proto_field_name=True)
+            spec = {"name": servable.name, "signature_name": "", "version": str(servable.version)}
+            return HTTPStatus.OK, {"model_spec": spec, "metadata": {"signature_def": metadata}}
+        return HTTPStatus.OK, _status_json(manager.status(match["name"], version, match["label"]))
+
+    def _post(self, match, version):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > self.server.max_request_bytes:
+            self.close_connection = True  # the body is not read, so the connection cannot be reused
+            raise ServingError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"request body of {length} bytes is over this server's limit of {self.server.max_request_bytes}",
+            )
+        raw = self.rfile.read(length)
+        if match["verb"] in ("classify", "regress"):
+            raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f":{match['verb']} is not served; keraszoo models answer :predict")
+        if match["verb"] != "predict" or match["metadata"]:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"unknown method in {self.path!r}; use :predict")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise invalid(f"request body is not valid JSON: {err}") from None
+        servable = self.server.manager.lookup(match["name"], version, match["label"])
+        signature = servable.signature(body.get("signature_name") if isinstance(body, dict) else None)
+        inputs, row_format = rest_inputs(body, signature)
+        outputs = signature.run(inputs, (), self.server.max_rows)
+        return HTTPStatus.OK, rest_outputs(outputs, row_format)
+
+
+# --- the server ---------------------------------------------------------------------------------------
+class ImputationServer:
+    """gRPC and REST front ends over one ModelManager. Port 0 picks a free port (see `grpc_port`, `rest_port`)."""
+
+    def __init__(
+        self,
+        manager,
+        host="127.0.0.1",
+        port=8500,
+        rest_port=8501,
+        max_rows=DEFAULT_MAX_ROWS,
+        max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
+        workers=8,
+    ):
+        self.manager = manager
+        self.host = host
+        self._port = port
+        self._rest_port = rest_port
+        self.max_rows = max_rows
+        self.max_request_bytes = max_request_bytes
+        self.workers = workers
+        self.grpc_port = self.rest_port = None
+        self._grpc = self._http = None
+
+    def start(self):
+        self.manager.start()
+        options = [
+            ("grpc.max_receive_message_length", self.max_request_bytes),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 0),
+        ]
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=self.workers), options=options)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(self.manager, self.max_rows), self._grpc
+        )
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.manager), self._grpc)
+        self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._port}")
+        if self.grpc_port == 0:
+            raise OSError(f"cannot bind gRPC to {self.host}:{self._port}")
+        self._grpc.start()
+        if self._rest_port is not None:
+            self._http = ThreadingHTTPServer((self.host, self._rest_port), RestHandler)
+            self._http.daemon_threads = True
+            self._http.manager = self.manager
+            self._http.max_rows = self.max_rows
+            self._http.max_request_bytes = self.max_request_bytes
+            self.rest_port = self._http.server_address[1]
+            threading.Thread(target=self._http.serve_forever, name="keraszoo-rest", daemon=True).start()
+        return self
+
+    def stop(self, grace=2.0):
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait()
+        self.manager.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def make_manager(model_config=None, model_base_path=None, model_name=None, poll_seconds=1.0):
+    """A ModelManager from the command line's choices (exactly one of the config file or base path)."""
+    if (model_config is None) == (model_base_path is None):
+        raise ValueError("give exactly one of --model-config FILE or --model-base-path DIR")
+    if model_config is not None:
+        with open(model_config) as f:
+            return ModelManager(parse_model_config(f.read()), poll_seconds=poll_seconds)
+    if model_name:  # TF Serving's --model_name/--model_base_path: the folder is one model's versions
+        configs = discover_models(model_base_path)
+        if len(configs) != 1 or configs[0].base_path != os.path.abspath(model_base_path):
+            raise ValueError(f"--model-name needs --model-base-path to be one model's folder of versions: {model_base_path}")
+        configs[0].name = model_name
+        return ModelManager(configs, poll_seconds=poll_seconds)
+    return ModelManager(base_path=model_base_path, poll_seconds=poll_seconds)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-config", help="TF Serving model config file (text format, model_config_list)")
+    source.add_argument("--model-base-path", help="folder of exported models (or, with --model-name, one model's versions)")
+    parser.add_argument("--model-name", help="serve --model-base-path as one model under this name")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port (0 = any free port)")
+    parser.add_argument("--rest-port", type=int, default=8501, help="REST port (0 = any free port, -1 = no REST)")
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new or removed versions (0 = never)")
+    parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="rows per request above which it is refused")
+    parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
+    parser.add_argument("--workers", type=int, default=8, help="gRPC worker threads")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        manager = make_manager(args.model_config, args.model_base_path, args.model_name, args.poll_seconds)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"serving.server: {err}") from None
+    server = ImputationServer(
+        manager,
+        host=args.host,
+        port=args.port,
+        rest_port=None if args.rest_port < 0 else args.rest_port,
+        max_rows=args.max_rows,
+        max_request_bytes=args.max_request_bytes,
+        workers=args.workers,
+    ).start()
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    rest = f" rest http://{args.host}:{server.rest_port}" if server.rest_port else ""
+    # One parseable line: tests and scripts read the bound ports from it.
+    print(f"serving {manager.model_names()} grpc {args.host}:{server.grpc_port}{rest}", flush=True)
+    done.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
