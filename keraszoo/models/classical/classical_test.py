@@ -192,7 +192,16 @@ def test_softimpute_recovers_a_low_rank_matrix():
 
 @pytest.mark.parametrize(
     "name, params",
-    [("mean", {}), ("em", {}), ("matrix", {}), ("knn", {}), ("knn", {"weights": "distance"}), ("knn", {"n_neighbors": 1})],
+    [
+        ("mean", {}),
+        ("em", {}),
+        ("matrix", {}),
+        ("knn", {}),
+        ("knn", {"weights": "distance"}),
+        ("knn", {"n_neighbors": 1}),
+        ("mice", {}),
+        ("missforest", {"n_estimators": 5, "max_iter": 2, "n_jobs": 1}),
+    ],
 )
 def test_tf_impute_matches_numpy_impute(name, params):
     """The TensorFlow imputation used for SavedModel export agrees with the numpy one, sparse columns included."""
@@ -212,3 +221,55 @@ def test_tf_impute_matches_numpy_impute(name, params):
     expected = model.impute(new_x, new_mask)
     got = model.tf_impute(tf.constant(new_x * new_mask, tf.float32), tf.constant(new_mask, tf.float32)).numpy()
     np.testing.assert_allclose(np.where(new_mask == 1, new_x, got), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name, params", [("mice", {"max_iter": 3}), ("missforest", {"n_estimators": 3, "max_iter": 2, "n_jobs": 1})]
+)
+def test_iterative_rows_imputed_alone_whatever_the_batch(name, params):
+    """sklearn's transform skips the regressions when a whole batch is missing; ours does not, so a row
+    gets the same imputation alone as in any batch, and tf_impute agrees (and survives pickling)."""
+    import pickle
+
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = rng.random((200, 5))
+    mask = (rng.random(x.shape) > 0.3).astype(float)
+    model = get_model(name, **params).fit_arrays(x, mask)
+    new_x = rng.random((6, 5))
+    new_mask = (rng.random(new_x.shape) > 0.5).astype(float)
+    new_mask[:2] = 0
+    in_batch = model.impute(new_x, new_mask)
+    alone = model.impute(new_x[:2], new_mask[:2])
+    np.testing.assert_allclose(alone, in_batch[:2], rtol=0, atol=1e-12)
+    assert not np.allclose(alone[0], model.imputer_.initial_imputer_.statistics_)  # the regressions ran
+    model.tf_impute(tf.constant(new_x, tf.float32), tf.constant(new_mask, tf.float32))  # builds its tensor cache
+    model = pickle.loads(pickle.dumps(model))
+    got = model.tf_impute(tf.zeros((2, 5), tf.float32), tf.zeros((2, 5), tf.float32)).numpy()
+    np.testing.assert_allclose(got, alone, rtol=0, atol=1e-5)
+
+
+def test_iterative_with_one_column_imputes_the_mean():
+    import tensorflow as tf
+
+    x = np.array([[0.1], [0.5], [0.9], [0.0]])
+    mask = np.array([[1.0], [1.0], [1.0], [0.0]])
+    for name in ("mice", "missforest"):
+        model = get_model(name, **PARAMS[name]).fit_arrays(x, mask)
+        got = model.tf_impute(tf.zeros((1, 1), tf.float32), tf.zeros((1, 1), tf.float32)).numpy()
+        np.testing.assert_allclose(model.impute(np.zeros((1, 1)), np.zeros((1, 1))), [[0.5]], rtol=1e-12)
+        np.testing.assert_allclose(got, [[0.5]], rtol=1e-6)
+
+
+def test_mice_with_posterior_draws_is_not_exportable():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    x = rng.random((50, 3))
+    mask = (rng.random(x.shape) > 0.3).astype(float)
+    drawn = get_model("mice", max_iter=2, sample_posterior=True).fit_arrays(x, mask)
+    assert type(drawn).exportable() and not drawn.exportable()
+    assert get_model("mice", max_iter=2).fit_arrays(x, mask).exportable()
+    with pytest.raises(NotImplementedError, match="sample_posterior"):
+        drawn.tf_impute(tf.constant(x, tf.float32), tf.constant(mask, tf.float32))

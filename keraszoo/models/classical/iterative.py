@@ -1,6 +1,12 @@
 """Chained-equation imputers built on scikit-learn's IterativeImputer: each column in turn is regressed
-on all the others (missing ones filled by the current imputation), starting from column means."""
+on all the others (missing ones filled by the current imputation), starting from column means.
+
+Both export as SavedModels: `tf_impute` replays the fitted IterativeImputer's `transform` in
+TensorFlow (see `_IterativeImputerWrapper.tf_impute`), except MICE with `sample_posterior=True`,
+whose imputations are random draws from scipy's generator that a graph cannot reproduce.
+"""
 import numpy as np
+import tensorflow as tf
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (makes IterativeImputer importable)
 from sklearn.impute import IterativeImputer
@@ -21,7 +27,108 @@ class _IterativeImputerWrapper(ClassicalImputer):
         self.imputer_.fit(np.where(mask == 1, x, np.nan))
 
     def _impute(self, x, mask):
-        return self.imputer_.transform(np.where(mask == 1, x, np.nan))
+        hidden = np.where(mask == 1, x, np.nan)
+        if mask.any():
+            return self.imputer_.transform(hidden)
+        # IterativeImputer.transform returns the bare initial (mean) imputation when the whole batch is
+        # missing, yet runs the regressions on such rows in any other batch. A fully observed extra row
+        # (which nothing is predicted for) makes it run them here too, so each row's imputation never
+        # depends on the rest of the batch; tf_impute relies on that.
+        padded = np.vstack([hidden, np.zeros((1, x.shape[1]))])
+        return self.imputer_.transform(padded)[:-1]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_tf_cache", None)  # eager tensors rebuilt from imputer_ on demand; never pickled
+        return state
+
+    # TensorFlow replay for SavedModel export ---------------------------------------------------------
+    # plain Python building explicit tf.while_loops: autograph would otherwise convert the loops that
+    # pack thousands of trees, tracing for seconds
+    @tf.autograph.experimental.do_not_convert
+    def tf_impute(self, x, mask):
+        """`IterativeImputer.transform` in TensorFlow (float64 inside, cast to `x.dtype` at the end).
+
+        Exactly what transform does with the fitted state: start from the initial imputer's
+        statistics (column means of the observed training entries) at missing entries, then apply the
+        fitted `imputation_sequence_` in order: step s predicts column f_s from its neighbour columns
+        of the current matrix for the rows missing column f_s, clips to `_min_value[f_s]`/`_max_value[f_s]`
+        (-inf/inf unless set) and writes those rows' entries of column f_s. With `skip_complete` the
+        sequence holds only columns missing at fit, and so does the replay; with `n_iter_ == 0` (one
+        column) it is the initial imputation alone. Columns empty at fit do not occur (`fit_arrays`
+        refuses them), so nothing is dropped and `keep_empty_features` plays no part. Each row's result
+        depends on that row alone, as `_impute`'s does.
+
+        The steps run in one `tf.while_loop` over stacked per-step constants (a few ops in the graph
+        whatever the number of steps); `_tf_predict` says how a step predicts.
+        """
+        c = self._tf_constants()
+        observed = tf.cast(mask, tf.float64) > 0
+        filled = tf.where(observed, tf.cast(x, tf.float64), c["start"])
+        if c["n_steps"] == 0:
+            return tf.cast(filled, x.dtype)
+        missing = tf.logical_not(observed)
+
+        def step(s, filled):
+            # like sklearn, predict only for the rows missing column feat[s], and write only there
+            feat = c["feat"][s]
+            rows = tf.where(missing[:, feat])[:, 0]
+            values = tf.clip_by_value(self._tf_predict(c, s, tf.gather(filled, rows)), c["lower"][s], c["upper"][s])
+            where = tf.stack([rows, tf.fill(tf.shape(rows), tf.cast(feat, tf.int64))], axis=1)
+            return s + 1, tf.tensor_scatter_nd_update(filled, where, values)
+
+        _, filled = tf.while_loop(lambda s, _: s < c["n_steps"], step, (tf.constant(0), filled), parallel_iterations=1)
+        return tf.cast(filled, x.dtype)
+
+    def _tf_constants(self):
+        """The fitted state tf_impute needs: numpy arrays as eager tensors, plus Python ints.
+
+        Built once per fitted IterativeImputer and reused by every trace: a SavedModel stores an eager
+        tensor that its functions capture once, whereas constants made while tracing are stored once
+        per signature (twice the size for serving_default and impute_with_mask).
+        """
+        cache = self.__dict__.get("_tf_cache")
+        if cache is None or cache[0] is not self.imputer_:
+            imputer = self.imputer_
+            if np.any(getattr(imputer, "_is_empty_feature", False)):
+                raise NotImplementedError(
+                    f"{self.registry_name}: fitted with all-missing columns, which tf_impute does not replay"
+                )
+            sequence = imputer.imputation_sequence_ if imputer.n_iter_ > 0 else []
+            feat = np.array([step.feat_idx for step in sequence], dtype=np.int32)
+            arrays = {
+                "n_steps": len(sequence),
+                "start": np.asarray(imputer.initial_imputer_.statistics_, np.float64),
+                "feat": feat,
+                "lower": np.asarray(imputer._min_value, np.float64)[feat] if sequence else np.zeros(0),
+                "upper": np.asarray(imputer._max_value, np.float64)[feat] if sequence else np.zeros(0),
+            }
+            if sequence:
+                arrays.update(self._tf_step_arrays(sequence))
+            with tf.init_scope():  # eager even while tracing
+                tensors = {k: tf.constant(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
+            self._tf_cache = (imputer, tensors)
+        return self._tf_cache[1]
+
+    def _tf_step_arrays(self, sequence):
+        """Numpy arrays (and Python ints) describing every step's fitted estimator, for `_tf_predict`."""
+        raise NotImplementedError
+
+    def _tf_predict(self, c, s, rows):
+        """Predictions [n] float64 of step `s`'s estimator for `rows` [n, D] of the current matrix
+        (float64; the estimator reads its neighbour columns), from the constants `c`."""
+        raise NotImplementedError
+
+
+class _ExportableCheck:
+    """`exportable()` asked of the class (as the export tests do) says the model type can export;
+    asked of a fitted instance (as `serving.export.export` does) it says whether this configuration
+    can, so export refuses e.g. MICE with `sample_posterior=True` before tracing anything."""
+
+    def __get__(self, obj, owner):
+        if obj is None:
+            return lambda: True
+        return obj._can_export
 
 
 def _check_positive_int(value, what):
@@ -37,7 +144,13 @@ class MICEImputer(_IterativeImputerWrapper):
     ``IterativeImputer(BayesianRidge(), max_iter, tol, sample_posterior, random_state)``. With
     `sample_posterior=False` (default) it is a single deterministic imputation by the regressions'
     posterior means, not multiple imputation; with True each imputation is a draw seeded by `random_state`.
+
+    Export: with `sample_posterior=False` `tf_impute` replays the chain of linear predictions
+    ``x[:, neighbours] @ coef_ + intercept_``; with True it raises NotImplementedError (the draws come
+    from numpy/scipy's generator and depend on the whole batch) and `exportable()` of that instance is False.
     """
+
+    exportable = _ExportableCheck()
 
     def __init__(self, max_iter=10, sample_posterior=False, random_state=0, tol=1e-3):
         super().__init__()
@@ -70,6 +183,30 @@ class MICEImputer(_IterativeImputerWrapper):
             self.imputer_.random_state_ = np.random.RandomState(self.random_state)
         return super()._impute(x, mask)
 
+    def _can_export(self):
+        return not self.sample_posterior
+
+    @tf.autograph.experimental.do_not_convert
+    def tf_impute(self, x, mask):
+        if self.sample_posterior:
+            raise NotImplementedError(
+                "mice: with sample_posterior=True each imputation is a random draw from numpy's generator, "
+                "which a TensorFlow graph cannot reproduce, so it cannot be exported; use sample_posterior=False"
+            )
+        return super().tf_impute(x, mask)
+
+    def _tf_step_arrays(self, sequence):
+        # each step's coefficients scattered into a full row of D weights (zero on the imputed column
+        # and on columns outside its neighbours), so a step is one matrix-vector product
+        weights = np.zeros((len(sequence), self.n_features_))
+        for s, step in enumerate(sequence):
+            weights[s, step.neighbor_feat_idx] = step.estimator.coef_
+        intercepts = np.array([step.estimator.intercept_ for step in sequence], np.float64)
+        return {"weights": weights, "intercepts": intercepts}
+
+    def _tf_predict(self, c, s, rows):
+        return tf.linalg.matvec(rows, c["weights"][s]) + c["intercepts"][s]
+
 
 @register_model("missforest")
 class MissForestImputer(_IterativeImputerWrapper):
@@ -92,6 +229,9 @@ class MissForestImputer(_IterativeImputerWrapper):
 
     With these defaults fit + impute on 30000 x 23 with 20% missing takes a few minutes on 2 cores.
     The result is deterministic for a given `random_state` whatever `n_jobs`.
+
+    Export: `tf_impute` replays the chain with every fitted tree stored as flat node arrays (see
+    `_tf_step_arrays`); the SavedModel holds all n_iter_ x D forests, 28 bytes per tree node.
     """
 
     def __init__(
@@ -149,3 +289,60 @@ class MissForestImputer(_IterativeImputerWrapper):
             imputation_order="ascending",
             random_state=self.random_state,
         )
+
+    def _tf_step_arrays(self, sequence):
+        """Every step's forest as flat node arrays, for `_tf_predict`.
+
+        All nodes of all trees of all steps, numbered globally: `children` holds node i's left child at
+        2i and right child at 2i + 1, `feature` the column (of the full matrix) node i splits on,
+        `threshold` and `value` (the leaf's prediction) as fitted; `roots[s]` are step s's tree roots.
+        A leaf is its own child, so walking `max_depth` (the deepest leaf of all) levels from the roots
+        ends every (row, tree) pair on its leaf without testing for leaves.
+        """
+        n_trees = {len(step.estimator.estimators_) for step in sequence}
+        if len(n_trees) != 1:
+            raise NotImplementedError("missforest: tf_impute needs the same number of trees at every step")
+        children, features, thresholds, values, roots = [], [], [], [], []
+        offset, max_depth = 0, 0
+        for step in sequence:
+            roots.append([])
+            for tree in (t.tree_ for t in step.estimator.estimators_):
+                ids = np.arange(tree.node_count)
+                leaf = tree.children_left < 0
+                pair = np.stack([np.where(leaf, ids, tree.children_left), np.where(leaf, ids, tree.children_right)], axis=1)
+                children.append(pair + offset)
+                # tree features index the step's neighbour columns; leaves read column 0, harmlessly
+                features.append(np.where(leaf, 0, step.neighbor_feat_idx[np.maximum(tree.feature, 0)]))
+                thresholds.append(tree.threshold)
+                values.append(tree.value[:, 0, 0])
+                roots[-1].append(offset)
+                offset += tree.node_count
+                max_depth = max(max_depth, int(tree.max_depth))
+        if 2 * offset >= 2**31:
+            raise NotImplementedError("missforest: too many tree nodes to index with int32")
+        return {
+            "children": np.concatenate(children).ravel().astype(np.int32),
+            "feature": np.concatenate(features).astype(np.int32),
+            "threshold": np.concatenate(thresholds).astype(np.float64),
+            "value": np.concatenate(values).astype(np.float64),
+            "roots": np.array(roots, np.int32),
+            "max_depth": max_depth,
+        }
+
+    def _tf_predict(self, c, s, rows):
+        """Step s's forest: the average of its trees' leaf values, every tree walked for every row.
+
+        A tree goes left when ``x[feature] <= threshold`` with x as sklearn sees it: forests predict
+        on a float32 copy of X compared with float64 thresholds, so the rows are rounded to float32
+        and compared in float64, which reproduces every decision; leaf values and their average stay
+        float64 (only the sum over trees may round differently from sklearn's, in the last bit).
+        """
+        n, d = tf.shape(rows)[0], self.n_features_
+        seen = tf.reshape(tf.cast(tf.cast(rows, tf.float32), tf.float64), [-1])  # the float32 X sklearn's trees see
+        row_start = tf.range(n)[:, None] * d
+        n_trees = c["roots"].shape[1]
+        node = tf.broadcast_to(c["roots"][s], [n, n_trees])  # [rows, trees]
+        for _ in range(c["max_depth"]):
+            go_right = tf.gather(seen, row_start + tf.gather(c["feature"], node)) > tf.gather(c["threshold"], node)
+            node = tf.gather(c["children"], 2 * node + tf.cast(go_right, tf.int32))
+        return tf.reduce_sum(tf.gather(c["value"], node), axis=1) / n_trees
