@@ -49,6 +49,26 @@ class ClassicalImputer:
         """
         raise NotImplementedError(f"{self.registry_name} has no TensorFlow imputation yet, so it cannot be exported")
 
+    def _eager_constant(self, name, array, dtype):
+        """`array` as a tensor made once, outside any trace, and reused by every later trace.
+
+        A SavedModel stores an eager tensor its functions capture once, whereas a constant made while
+        tracing is stored once per signature (twice for serving_default and impute_with_mask).
+        The cache is dropped when the model is pickled.
+        """
+        import tensorflow as tf
+
+        cache = self.__dict__.setdefault("_eager_constants", {})
+        if name not in cache or cache[name][0] is not array:
+            with tf.init_scope():  # eager even while tracing
+                cache[name] = (array, tf.constant(array, dtype))
+        return cache[name][1]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_eager_constants", None)
+        return state
+
     @classmethod
     def exportable(cls):
         return cls.tf_impute is not ClassicalImputer.tf_impute

@@ -38,7 +38,7 @@ class _IterativeImputerWrapper(ClassicalImputer):
         return self.imputer_.transform(padded)[:-1]
 
     def __getstate__(self):
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_tf_cache", None)  # eager tensors rebuilt from imputer_ on demand; never pickled
         return state
 

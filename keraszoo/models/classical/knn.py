@@ -102,8 +102,8 @@ class KNNImputer(ClassicalImputer):
     def tf_impute(self, x, mask):
         """`_impute` in TensorFlow (float64 inside) for export: per column, the k nearest training rows
         observing it by exact top-k over all of them (the training rows are embedded as constants)."""
-        fit_x = tf.constant(self.fit_x_, tf.float64)
-        fit_mask = tf.constant(self.fit_mask_, tf.float64)
+        fit_x = self._eager_constant("fit_x", self.fit_x_, tf.float64)
+        fit_mask = self._eager_constant("fit_mask", self.fit_mask_, tf.float64)
         p = tf.cast(mask, tf.float64)
         x = tf.cast(x, tf.float64) * p
         d = self.fit_x_.shape[1]
