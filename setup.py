@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["keraszoo", "keraszoo.*", "training", "training.*", "serving", "serving.*"]),
-    package_data={"keraszoo.data": ["checksums.json"]},
+    package_data={"keraszoo.data": ["checksums.json"], "training": ["configs/*.json"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",

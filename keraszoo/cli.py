@@ -6,6 +6,7 @@
     keraszoo impute --load DIR --input new.csv --output out.csv   # reuse a saved imputer, no training
     keraszoo benchmark --models mean,gain --datasets spam --seeds 2
     keraszoo demo
+    keraszoo train --model gain --dataset breast --epochs 20 --logdir runs/gain_breast   # python -m training.train
 """
 import argparse
 import ast
@@ -81,9 +82,10 @@ def main(argv=None):
     impute.set_defaults(func=_impute)
     sub.add_parser("benchmark", help="python -m training.benchmark", add_help=False)
     sub.add_parser("demo", help="python -m training.demo", add_help=False)
+    sub.add_parser("train", help="python -m training.train", add_help=False)
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in ("benchmark", "demo"):  # pass every other argument through
+    if argv and argv[0] in ("benchmark", "demo", "train"):  # pass every other argument through
         import importlib
 
         return importlib.import_module(f"training.{argv[0]}").main(argv[1:])

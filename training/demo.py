@@ -2,7 +2,9 @@
 
 Fits GAIN and the classical baselines on scikit-learn's breast-cancer table with 20% of its entries
 removed completely at random, prints an RMSE table, saves the trained GAIN imputer under
-`saved_models/`, loads it back and imputes rows it has never seen.
+`saved_models/`, loads it back and imputes rows it has never seen. Then it exports that imputer as a
+SavedModel (next version under `saved_models/serving/gain_breast/`), starts the embedded
+TF-Serving-compatible server, imputes the same rows over gRPC and over REST, and stops the server.
 """
 import argparse
 import os
@@ -24,6 +26,8 @@ def main(argv=None):
     parser.add_argument("--miss-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-dir", default=os.path.join("saved_models", "gain_breast"))
+    parser.add_argument("--serving-dir", default=os.path.join("saved_models", "serving"), help="export base path to serve from")
+    parser.add_argument("--no-serve", dest="serve", action="store_false", help="skip the export and serving steps")
     args = parser.parse_args(argv)
 
     from keraszoo import list_models, metrics
@@ -75,7 +79,52 @@ def main(argv=None):
     print(completed.to_string(float_format=lambda v: f"{v:.3f}"))
     observed = new.notna().to_numpy()
     assert np.array_equal(loaded.transform(new).to_numpy()[observed], new.to_numpy()[observed])
+    if args.serve:
+        serve_demo(loaded, new.iloc[:3], args.serving_dir)
     return report
+
+
+def serve_demo(imputer, rows, base_path):
+    """Export `imputer`, start the embedded TF-Serving-compatible server, impute `rows` over gRPC and REST."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from serving.client import ImputeClient
+    from serving.export import export
+
+    path = export(imputer, base_path, "gain_breast", version=None)
+    print(f"\nexported a SavedModel for TF Serving to {path}/ (models.config beside it)")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0", "--rest-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline().strip()  # "serving [...] grpc 127.0.0.1:PORT rest http://127.0.0.1:PORT"
+        if " grpc " not in line:
+            raise RuntimeError(f"the server did not start (exit code {server.poll()})")
+        print(f"started python -m serving.server: {line}")
+        grpc_target, rest_url = line.split(" grpc ")[1].split(" rest ")
+        with ImputeClient(grpc_target) as client:
+            over_grpc = client.impute("gain_breast", rows)
+        print("\nthe same rows imputed over gRPC (tensorflow.serving.PredictionService/Predict), first 6 columns:")
+        print(over_grpc.iloc[:, :6].to_string(float_format=lambda v: f"{v:.3f}"))
+        instances = [[None if np.isnan(v) else float(v) for v in row] for row in rows.to_numpy()]  # null = missing
+        request = urllib.request.Request(
+            f"{rest_url}/v1/models/gain_breast:predict", data=json.dumps({"instances": instances}).encode()
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            over_rest = np.asarray(json.loads(response.read())["predictions"])
+        print(f"\nand over REST (POST {rest_url}/v1/models/gain_breast:predict), first 6 columns:")
+        print(pd.DataFrame(over_rest[:, :6], index=rows.index, columns=rows.columns[:6]).to_string(float_format=lambda v: f"{v:.3f}"))
+        assert np.allclose(over_rest, over_grpc.to_numpy(), rtol=1e-6)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print("stopped the server")
 
 
 if __name__ == "__main__":

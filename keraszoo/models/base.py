@@ -18,7 +18,10 @@ It exposes
 * ``get_config``/``from_config`` and ``.keras`` saving through `keras.saving`.
 
 Subclasses implement ``build_networks(n_features)``, ``generate(x, mask, noise)`` (the network's
-completion of every entry), ``noise_like(x, deterministic)``, ``compile`` and ``train_step``.
+completion of every entry), ``noise_like(x, deterministic)``, ``compile`` and ``train_step``. So that
+the same `train_step` is right on any number of replicas (`keraszoo.distribute`), it divides its loss
+sums by counts over the global batch (`global_sum`), reports `global_sum` of its losses, and draws
+random numbers with `random_uniform`.
 """
 import keras
 import numpy as np
@@ -38,6 +41,23 @@ def make_dataset(x, mask, batch_size=128, shuffle=True, repeat=True, seed=0):
         ds = ds.repeat()
     # drop_remainder keeps every batch the same static shape: one trace, and even replica splits.
     return ds.batch(batch_size, drop_remainder=repeat and len(x) >= batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def global_sum(value):
+    """`value` summed over every replica training in sync; `value` itself with a single replica.
+
+    Under a `tf.distribute` strategy each replica runs `train_step` on its share of the global batch,
+    and Keras's optimizers all-reduce the replicas' gradients with a SUM. A loss written as
+    ``(sum over this replica's rows) / global_sum(count over this replica's rows)`` therefore gives,
+    summed over replicas, exactly the gradient of the global-batch loss, whatever the number of
+    replicas (and with one replica it is the plain mean, unchanged). `global_sum` of such a per-replica
+    share is the global-batch loss itself, the value to report. Call it in replica context (in
+    `train_step`); it is an all-reduce, so every replica must call it the same number of times.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def keep_observed(x, mask, completed):
@@ -82,9 +102,20 @@ class DeepImputer(keras.Model):
         raise NotImplementedError
 
     def build_optimizers(self):
-        """Create every optimizer's slot variables now (needed before `fit` under a distribution strategy)."""
+        """Create every optimizer's slot variables now (needed before `fit` under a distribution strategy).
+
+        Also builds, with no variables, the placeholder optimizer Keras's `compile` puts in
+        `self.optimizer` when it is none of the model's own (no `train_step` uses it): otherwise `fit`
+        under a strategy and `BackupAndRestore` build it with slots for every weight, and a backup
+        written before that no longer matches the model it is restored into.
+        """
+        used = set()
         for optimizer, network in self.optimizers_and_networks():
             optimizer.build(network.trainable_variables)
+            used.add(id(optimizer))
+        placeholder = getattr(self, "optimizer", None)
+        if placeholder is not None and id(placeholder) not in used and not placeholder.built:
+            placeholder.build([])
 
     def optimizers_and_networks(self):
         """[(optimizer, network it updates)] — the optimizers `compile` received."""
@@ -97,6 +128,25 @@ class DeepImputer(keras.Model):
     def noise_like(self, x, deterministic):
         """The noise a generative model feeds at missing entries; its mean when `deterministic`."""
         return tf.zeros_like(x)
+
+    def random_uniform(self, shape, minval=0.0, maxval=1.0):
+        """`keras.random.uniform` drawn from the model's seed generator, different on every replica.
+
+        With one replica it is exactly ``keras.random.uniform(shape, minval, maxval, seed=self.seed_generator)``.
+        Under a distribution strategy the seed generator is mirrored, so every replica would draw the
+        same numbers for its rows (the same noise and hints in each replica's share of the batch);
+        here the replica's id is added to the seed instead.
+        """
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return keras.random.uniform(shape, minval, maxval, seed=self.seed_generator)
+        seed = self.seed_generator.next()
+        seed = seed + tf.cast(tf.stack([context.replica_id_in_sync_group, 0]), seed.dtype)
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # as keras.random does for TF
+        dtype = keras.config.floatx()
+        return tf.random.stateless_uniform(
+            shape, seed=seed, minval=tf.cast(minval, dtype), maxval=tf.cast(maxval, dtype), dtype=dtype
+        )
 
     # --- imputation -----------------------------------------------------------------------------
     def call(self, inputs, training=False):

@@ -6,7 +6,7 @@ deep model in the zoo: copy this module to add one.
 import keras
 import tensorflow as tf
 
-from keraszoo.models.base import DeepImputer
+from keraszoo.models.base import DeepImputer, global_sum
 from keraszoo.models.layers import mlp
 from keraszoo.registry import register_model
 
@@ -95,7 +95,7 @@ class GAIN(DeepImputer):
     def noise_like(self, x, deterministic):
         if deterministic:
             return tf.fill(tf.shape(x), 0.5 * self.noise_scale)
-        return keras.random.uniform(tf.shape(x), 0.0, self.noise_scale, seed=self.seed_generator)
+        return self.random_uniform(tf.shape(x), 0.0, self.noise_scale)
 
     def generate(self, x, mask, noise, training=False):
         x_noisy = mask * x + (1.0 - mask) * noise
@@ -107,15 +107,18 @@ class GAIN(DeepImputer):
         # With extra_mask_rate > 0, hide some observed entries from G and D: G must reconstruct them.
         mask = observed
         if self.extra_mask_rate > 0:
-            keep = keras.random.uniform(tf.shape(observed), seed=self.seed_generator) >= self.extra_mask_rate
+            keep = self.random_uniform(tf.shape(observed)) >= self.extra_mask_rate
             mask = observed * tf.cast(keep, observed.dtype)
         noise = self.noise_like(x, deterministic=False)
-        b = tf.cast(keras.random.uniform(tf.shape(mask), seed=self.seed_generator) < self.hint_rate, mask.dtype)
+        b = tf.cast(self.random_uniform(tf.shape(mask)) < self.hint_rate, mask.dtype)
         if self.hint_variant == "code":
             hint, weight = b * mask, tf.ones_like(mask)
         else:
             hint, weight = b * mask + 0.5 * (1.0 - b), 1.0 - b
-        weight_sum = tf.maximum(tf.reduce_sum(weight), 1.0)
+        # Denominators over the GLOBAL batch: each replica's loss is its share of the global-batch loss,
+        # and the replicas' gradients are summed (see base.global_sum); with one replica, plain means.
+        counts = global_sum(tf.stack([tf.reduce_sum(weight), tf.reduce_sum(observed)]))
+        weight_sum, observed_sum = tf.unstack(tf.maximum(counts, 1.0))
 
         with tf.GradientTape() as g_tape:
             completed = self.generate(x, mask, noise, training=True)
@@ -131,11 +134,12 @@ class GAIN(DeepImputer):
             # Generator step against the updated discriminator: -log D(x_hat) on missing entries.
             d_logits = self.discriminator(tf.concat([x_hat, hint], axis=1), training=True)
             g_adv = tf.reduce_sum(weight * (1.0 - mask) * tf.math.softplus(-d_logits)) / weight_sum
-            mse = tf.reduce_sum(tf.square(observed * (x - completed))) / tf.maximum(tf.reduce_sum(observed), 1.0)
+            mse = tf.reduce_sum(tf.square(observed * (x - completed))) / observed_sum
             g_loss = g_adv + self.alpha * mse
         g_grads = g_tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
 
+        d_loss, g_loss, mse = tf.unstack(global_sum(tf.stack([d_loss, g_loss, mse])))  # global-batch values
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.mse_tracker.update_state(mse)
