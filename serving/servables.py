@@ -60,6 +60,42 @@ class Signature:
             key: (tf.dtypes.as_dtype(info.dtype), _dims(info.tensor_shape)) for key, info in signature_def.inputs.items()
         }
         self.output_keys = sorted(signature_def.outputs)
+        self._flat_order = self._flat_input_order()
+        self._call = self._structured_call if self._flat_order is None else self._first_call
+
+    def _structured_call(self, tensors):
+        return self.function(**tensors)
+
+    def _flat_input_order(self):
+        """Input names in the order of the function's flat inputs, or None if that cannot be told.
+
+        Calling a restored signature by keyword spends ~0.2 ms in Python binding and checking the
+        arguments, as long as the whole model on one row. `ConcreteFunction._call_flat` (a private
+        TensorFlow API) skips that; it is only used when the flat inputs name every signature input,
+        and once the first request has shown it returns exactly what the structured call does.
+        """
+        try:
+            captured = len(self.function.captured_inputs)
+            names = [t.name.split(":")[0] for t in self.function.inputs[: len(self.function.inputs) - captured]]
+        except AttributeError:
+            return None
+        return names if sorted(names) == sorted(self.input_specs) else None
+
+    def _flat_call(self, tensors):
+        return self.function._call_flat([tensors[key] for key in self._flat_order], self.function.captured_inputs)
+
+    def _first_call(self, tensors):
+        """Structured call; then the flat one on the same request, kept for later requests if equal."""
+        expected = self._structured_call(tensors)  # raises for bad input, like every later call would
+        try:
+            got = self._flat_call(tensors)
+            same = set(got) == set(expected) and all(
+                np.array_equal(got[k].numpy(), expected[k].numpy(), equal_nan=True) for k in expected
+            )
+        except Exception:  # any surprise from the private API: keep the structured call
+            same = False
+        self._call = self._flat_call if same else self._structured_call
+        return expected
 
     def describe(self):
         """'serving_default(x: float32 [-1, 30]) -> imputed', for error messages."""
@@ -108,7 +144,7 @@ class Signature:
         if unknown:
             raise invalid(f"output_filter names unknown output(s) {unknown}; signature {self.name} has {self.output_keys}")
         try:
-            outputs = self.function(**tensors)
+            outputs = self._call(tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
             raise invalid(f"{_first_line(err)} (signature {self.describe()})") from None
         except tf.errors.ResourceExhaustedError as err:

@@ -357,3 +357,17 @@ def test_tensor_protos_round_trip_and_malformed_ones_are_refused():
     broken.tensor_content = broken.tensor_content[:-4]
     with pytest.raises(ValueError, match="bytes"):
         to_numpy(broken)
+
+
+def test_signatures_switch_to_the_flat_call_only_after_it_matched(base_path, imputers):
+    from serving.servables import ServableVersion
+
+    servable = ServableVersion("breast", 1, os.path.join(base_path, "breast", "1"))
+    rows = imputers["rows"][:5].astype(np.float32)
+    mask = (~np.isnan(rows)).astype(np.float32)
+    signature = servable.signature("impute_with_mask")
+    first = signature.run({"x": np.nan_to_num(rows), "mask": mask})["imputed"]
+    assert signature._call == signature._flat_call  # the flat inputs are ordered by name (mask, x)
+    second = signature.run({"mask": mask, "x": np.nan_to_num(rows)})["imputed"]
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(second, imputers["gain"].transform(rows), **TOLERANCE)
