@@ -4,12 +4,15 @@
     keraszoo datasets                                # datasets load_dataset knows
     keraszoo impute --model gain --input in.csv --output out.csv [--set iterations=2000] [--save DIR]
     keraszoo impute --load DIR --input new.csv --output out.csv   # reuse a saved imputer, no training
+    keraszoo export --load DIR [--base-path saved_models/serving] [--name NAME] [--version V]   # SavedModel for TF Serving
+    keraszoo serve --model-base-path saved_models/serving    # python -m serving.server
     keraszoo benchmark --models mean,gain --datasets spam --seeds 2
     keraszoo demo
     keraszoo train --model gain --dataset breast --epochs 20 --logdir runs/gain_breast   # python -m training.train
 """
 import argparse
 import ast
+import os
 import sys
 
 
@@ -67,6 +70,22 @@ def _impute(args):
     print(f"imputed {int(frame.isna().to_numpy().sum())} missing values; wrote {args.output}", file=sys.stderr)
 
 
+def _export(args):
+    from keraszoo.sklearn import ZooImputer
+    from serving.export import export
+
+    try:
+        imputer = ZooImputer.load(args.load)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot load a saved imputer from {args.load!r}: {err}") from None
+    name = args.name or os.path.basename(os.path.normpath(args.load))
+    try:
+        path = export(imputer, args.base_path, name, version=args.version)
+    except (NotImplementedError, FileExistsError) as err:
+        raise ValueError(str(err)) from None
+    print(f"exported {args.load} as {path}; serve it with: python -m serving.server --model-base-path {args.base_path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="keraszoo", description="Missing-data imputation models for TensorFlow/Keras.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +99,13 @@ def main(argv=None):
     impute.add_argument("--save", help="directory to save the fitted imputer to")
     impute.add_argument("--load", help="directory of a saved imputer to use instead of fitting")
     impute.set_defaults(func=_impute)
+    exporter = sub.add_parser("export", help="write a saved imputer as a SavedModel for TF Serving")
+    exporter.add_argument("--load", required=True, help="directory of an imputer saved by `impute --save` or ZooImputer.save")
+    exporter.add_argument("--base-path", default=os.path.join("saved_models", "serving"), help="TF Serving base path")
+    exporter.add_argument("--name", help="model name (default: the saved imputer's directory name)")
+    exporter.add_argument("--version", type=int, help="version number (default: the next free one)")
+    exporter.set_defaults(func=_export)
+    sub.add_parser("serve", help="python -m serving.server", add_help=False)
     sub.add_parser("benchmark", help="python -m training.benchmark", add_help=False)
     sub.add_parser("demo", help="python -m training.demo", add_help=False)
     sub.add_parser("train", help="python -m training.train", add_help=False)
@@ -89,6 +115,10 @@ def main(argv=None):
         import importlib
 
         return importlib.import_module(f"training.{argv[0]}").main(argv[1:])
+    if argv and argv[0] == "serve":
+        from serving.server import main as serve
+
+        return serve(argv[1:])
     args = parser.parse_args(argv)
     try:
         return args.func(args)

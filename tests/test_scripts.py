@@ -69,6 +69,13 @@ def test_cli_impute_fit_save_and_reuse(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"), out)
     bad = subprocess.run(run + ["impute", "--model", "knn", "--set", "k=3", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "x.csv")], capture_output=True, text=True)
     assert bad.returncode != 0 and "no parameter 'k'" in bad.stderr
+    # the saved imputer becomes a SavedModel for TF Serving, at the next free version
+    base = tmp_path / "serving"
+    for version in ("1", "2"):
+        done = subprocess.run(run + ["export", "--load", str(tmp_path / "knn"), "--base-path", str(base)], capture_output=True, text=True, check=True)
+        assert (base / "knn" / version / "saved_model.pb").exists() and "serving.server" in done.stdout
+    taken = subprocess.run(run + ["export", "--load", str(tmp_path / "knn"), "--base-path", str(base), "--version", "1"], capture_output=True, text=True)
+    assert taken.returncode != 0 and "immutable" in taken.stderr
 
 
 def test_cli_lists_models():
