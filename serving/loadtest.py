@@ -18,8 +18,6 @@ rows/s batched, overhead <= 1.5x.
 import argparse
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -84,21 +82,6 @@ def fit_and_export(base_path):
     return incomplete
 
 
-def start_server(base_path, workers):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0", "--rest-port", "-1",
-         "--poll-seconds", "0", "--workers", str(workers)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    line = process.stdout.readline()
-    if "grpc " not in line:
-        process.kill()
-        raise RuntimeError(f"the server did not start: {line!r}")
-    return process, line.split("grpc ")[1].split()[0]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m serving.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-base-path", help="folder of exported models (default: fit and export GAIN on breast cancer)")
@@ -113,6 +96,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from serving.client import ImputeClient
+    from serving.server import start_subprocess
 
     temporary = None
     if args.model_base_path is None:
@@ -130,7 +114,7 @@ def main(argv=None):
         table = np.where(rng.random((4096, width)) < 0.2, np.nan, rng.random((4096, width)))
     table = np.resize(table, (max(4096, len(table)), width)).astype(np.float32)
 
-    process, target = start_server(base_path, args.workers)
+    process, target, _ = start_subprocess(base_path, rest=False, extra_args=["--poll-seconds", "0", "--workers", str(args.workers)])
     results = []
     try:
         for batch in (int(b) for b in args.batch_sizes.split(",")):
@@ -157,6 +141,7 @@ def main(argv=None):
     finally:
         process.terminate()
         process.wait(timeout=30)
+        process.stdout.close()
         if temporary is not None:
             temporary.cleanup()
 

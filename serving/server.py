@@ -404,6 +404,29 @@ def make_manager(model_config=None, model_base_path=None, model_name=None, poll_
     return ModelManager(base_path=model_base_path, poll_seconds=poll_seconds)
 
 
+def start_subprocess(model_base_path, rest=True, extra_args=(), timeout=120):
+    """Start `python -m serving.server` on free localhost ports in a child process.
+
+    Returns (process, grpc target "127.0.0.1:PORT", REST URL or None); stop it with `process.terminate()`.
+    """
+    import subprocess
+
+    command = [sys.executable, "-m", "serving.server", "--model-base-path", model_base_path, "--port", "0"]
+    command += ["--rest-port", "0" if rest else "-1", *extra_args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    timer = threading.Timer(timeout, process.kill)  # a server that never prints its line is not waited for forever
+    timer.start()
+    try:
+        line = process.stdout.readline().strip()
+    finally:
+        timer.cancel()
+    if " grpc " not in line:
+        process.kill()
+        raise RuntimeError(f"the server did not start (exit code {process.wait()}): {line!r}")
+    grpc_target, _, rest_url = line.split(" grpc ")[1].partition(" rest ")
+    return process, grpc_target, rest_url or None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)

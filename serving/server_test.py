@@ -3,8 +3,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -19,7 +17,7 @@ from keraszoo.sklearn import ZooImputer
 from serving.client import ImputeClient
 from serving.export import export
 from serving.servables import wait_until
-from serving.server import ImputationServer, make_manager
+from serving.server import ImputationServer, make_manager, start_subprocess
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-4)  # raw scale (values up to ~2500), float32 SavedModel vs float64 transform
 
@@ -276,16 +274,9 @@ def test_model_config_file_with_labels_and_reload(tmp_path, base_path, imputers)
 
 
 def test_command_line_server_binds_localhost_and_stops_cleanly(base_path, imputers):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0", "--rest-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process, target, rest_url = start_subprocess(base_path)
     try:
-        line = process.stdout.readline()  # "serving [...] grpc 127.0.0.1:PORT rest http://127.0.0.1:PORT"
-        assert "grpc 127.0.0.1:" in line and "rest http://127.0.0.1:" in line, line
-        target = line.split("grpc ")[1].split()[0]
+        assert target.startswith("127.0.0.1:") and rest_url.startswith("http://127.0.0.1:")
         with ImputeClient(target) as client:
             rows = imputers["rows"][:2]
             np.testing.assert_allclose(client.impute("breast", rows), imputers["mean"].transform(rows), **TOLERANCE)
@@ -371,3 +362,16 @@ def test_signatures_switch_to_the_flat_call_only_after_it_matched(base_path, imp
     second = signature.run({"mask": mask, "x": np.nan_to_num(rows)})["imputed"]
     np.testing.assert_array_equal(first, second)
     np.testing.assert_allclose(second, imputers["gain"].transform(rows), **TOLERANCE)
+
+
+def test_load_test_reports_every_measurement(base_path, capsys):
+    from serving import loadtest
+
+    results = loadtest.main(
+        ["--model-base-path", base_path, "--model", "mean_only", "--clients", "2", "--batch-sizes", "1,16", "--requests", "30"]
+    )
+    assert [(r["batch"], r["how"]) for r in results] == [
+        (batch, how) for batch in (1, 16) for how in ("in-process", "grpc 1 client", "grpc 2 clients")
+    ]
+    assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
+    assert "server overhead" in capsys.readouterr().out

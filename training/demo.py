@@ -87,27 +87,17 @@ def main(argv=None):
 def serve_demo(imputer, rows, base_path):
     """Export `imputer`, start the embedded TF-Serving-compatible server, impute `rows` over gRPC and REST."""
     import json
-    import subprocess
-    import sys
     import urllib.request
 
     from serving.client import ImputeClient
     from serving.export import export
+    from serving.server import start_subprocess
 
     path = export(imputer, base_path, "gain_breast", version=None)
     print(f"\nexported a SavedModel for TF Serving to {path}/ (models.config beside it)")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0", "--rest-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server, grpc_target, rest_url = start_subprocess(base_path)
     try:
-        line = server.stdout.readline().strip()  # "serving [...] grpc 127.0.0.1:PORT rest http://127.0.0.1:PORT"
-        if " grpc " not in line:
-            raise RuntimeError(f"the server did not start (exit code {server.poll()})")
-        print(f"started python -m serving.server: {line}")
-        grpc_target, rest_url = line.split(" grpc ")[1].split(" rest ")
+        print(f"started python -m serving.server: gRPC {grpc_target}, REST {rest_url}")
         with ImputeClient(grpc_target) as client:
             over_grpc = client.impute("gain_breast", rows)
         print("\nthe same rows imputed over gRPC (tensorflow.serving.PredictionService/Predict), first 6 columns:")
@@ -124,6 +114,7 @@ def serve_demo(imputer, rows, base_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server.stdout.close()
     print("stopped the server")
 
 
