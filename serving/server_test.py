@@ -374,4 +374,4 @@ def test_load_test_reports_every_measurement(base_path, capsys):
         (batch, how) for batch in (1, 16) for how in ("in-process", "grpc 1 client", "grpc 2 clients")
     ]
     assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
-    assert "server overhead" in capsys.readouterr().out
+    assert "server overhead in latency" in capsys.readouterr().out
