@@ -16,7 +16,7 @@ atomically (written under a hidden name, then renamed), so a polling server neve
 
 Bad input is rejected inside the graph (so TF Serving itself answers INVALID_ARGUMENT naming it):
 inf anywhere in `x`, NaN at an entry `mask` marks observed, a mask other than 0/1, and `n` outside
-[1, MAX_DRAWS].
+[1, MAX_DRAWS] or n x rows above MAX_DRAWN_ROWS.
 
 Observed entries pass through unchanged (selected, never recomputed). Deep models export, and so
 do the classical baselines with a TensorFlow version of their imputation (`tf_impute`: zero, mean,
@@ -37,6 +37,8 @@ DOCKER_MODELS_ROOT = "/models"
 DOCKER_CONFIG_NAME = "models.docker.config"
 #: the most imputations one `multiple_imputation` call may draw (bounds the memory a request can ask for).
 MAX_DRAWS = 1000
+#: the most rows (draws x rows) one `multiple_imputation` call may return.
+MAX_DRAWN_ROWS = 500_000
 
 
 class _ImputerModule(tf.Module):
@@ -86,7 +88,12 @@ class _ImputerModule(tf.Module):
 
     def multiple_imputation(self, x, n):
         in_range = tf.logical_and(n >= 1, n <= MAX_DRAWS)
-        with tf.control_dependencies([tf.debugging.Assert(in_range, [f"n must be in [1, {MAX_DRAWS}]"])]):
+        total = tf.cast(n, tf.int64) * tf.cast(tf.shape(x)[0], tf.int64)
+        checks = [
+            tf.debugging.Assert(in_range, [f"n must be in [1, {MAX_DRAWS}]"]),
+            tf.debugging.Assert(total <= MAX_DRAWN_ROWS, [f"n x rows must be at most {MAX_DRAWN_ROWS}: send fewer rows or draws"]),
+        ]
+        with tf.control_dependencies(checks):
             n = tf.identity(n)
         mask = _observed(x)
         draw = lambda _: self._complete(x, mask, self._draw_scaled)  # noqa: E731

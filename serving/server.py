@@ -300,7 +300,13 @@ class RestHandler(BaseHTTPRequestHandler):
         return HTTPStatus.OK, _status_json(manager.status(match["name"], version, match["label"]))
 
     def _post(self, match, version):
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise invalid("Content-Length must be a non-negative integer")
         if length > self.server.max_request_bytes:
             self.close_connection = True  # the body is not read, so the connection cannot be reused
             raise ServingError(

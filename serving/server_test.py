@@ -150,6 +150,11 @@ def test_bad_grpc_requests_get_clear_errors_and_the_server_keeps_serving(client,
         (predict({"x": np.where(np.isnan(rows), np.inf, rows)}), grpc.StatusCode.INVALID_ARGUMENT, "inf"),
         (predict({"x": rows, "mask": np.full_like(rows, 0.5)}, signature="impute_with_mask"), grpc.StatusCode.INVALID_ARGUMENT, "0 (missing)"),
         (predict({"x": rows, "n": np.int32(0)}, signature="multiple_imputation", version=1), grpc.StatusCode.INVALID_ARGUMENT, "n must be"),
+        (
+            predict({"x": np.zeros((1000, 10), np.float32), "n": np.int32(501)}, signature="multiple_imputation", version=1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "n x rows must be at most",
+        ),
         (predict({"x": np.zeros((1001, 10), np.float32)}), grpc.StatusCode.RESOURCE_EXHAUSTED, "at most 1000"),
         (predict({"x": np.zeros((1000, 20000), np.float32)}), grpc.StatusCode.RESOURCE_EXHAUSTED, ""),  # 80 MB message
     ]
@@ -184,6 +189,15 @@ def test_bad_rest_requests_get_clear_errors(server, imputers):
         assert got == status and words in answer["error"], (path, got, answer)
     got, answer = rest(server, "/v1/models/breast:predict", raw=b"{not json")
     assert got == 400 and "JSON" in answer["error"]
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
+    connection.putrequest("POST", "/v1/models/breast:predict")
+    connection.putheader("Content-Length", "lots")
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 400 and "Content-Length" in json.loads(response.read())["error"]
+    connection.close()
     assert rest(server, "/v1/models/breast:predict", {"instances": [row]})[0] == 200
 
 
