@@ -19,6 +19,7 @@ rows/s batched, overhead <= 1.5x.
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -92,9 +93,19 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests per measurement for batch 1")
     parser.add_argument("--rows-per-measurement", type=int, default=256_000, help="bounds the requests at large batches")
     parser.add_argument("--workers", type=int, default=8, help="server gRPC threads")
+    parser.add_argument(
+        "--tf-threads", default="0,0", metavar="INTER,INTRA", help="TensorFlow thread pools of the server AND the in-process call"
+    )
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+
+    from serving.server import set_tf_threads
+
+    try:  # the same TensorFlow threading for the in-process reference as for the server
+        set_tf_threads(args.tf_threads)
+    except (ValueError, RuntimeError) as err:
+        print(f"in-process TensorFlow threading left as it is ({err})", file=sys.stderr)
 
     from serving.client import ImputeClient
     from serving.server import start_subprocess
@@ -115,7 +126,7 @@ def main(argv=None):
         table = np.where(rng.random((4096, width)) < 0.2, np.nan, rng.random((4096, width)))
     table = np.resize(table, (max(4096, len(table)), width)).astype(np.float32)
 
-    process, target, _ = start_subprocess(base_path, rest=False, extra_args=["--poll-seconds", "0", "--workers", str(args.workers)])
+    process, target, _ = start_subprocess(base_path, rest=False, extra_args=["--poll-seconds", "0", "--workers", str(args.workers), "--tf-threads", args.tf_threads])
     results = []
     try:
         for batch in (int(b) for b in args.batch_sizes.split(",")):
@@ -146,7 +157,10 @@ def main(argv=None):
         if temporary is not None:
             temporary.cleanup()
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model} ({width} features)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model} ({width} features); "
+        f"TensorFlow threads (inter,intra) {args.tf_threads} in the server and in-process"
+    )
     print(f"{'batch':>5} {'how':<16} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'rows/s':>10}")
     for r in results:
         print(f"{r['batch']:>5} {r['how']:<16} {r['p50']:>8.3f} {r['p95']:>8.3f} {r['p99']:>8.3f} {r['rows_per_s']:>10.0f}")

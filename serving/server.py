@@ -410,6 +410,20 @@ def make_manager(model_config=None, model_base_path=None, model_name=None, poll_
     return ModelManager(base_path=model_base_path, poll_seconds=poll_seconds)
 
 
+def set_tf_threads(spec):
+    """Size TensorFlow's thread pools from "INTER,INTRA" (0 = TensorFlow's default); before any TF op runs."""
+    import tensorflow as tf
+
+    try:
+        inter, intra = (int(part) for part in spec.split(","))
+        if inter < 0 or intra < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--tf-threads expects INTER,INTRA (non-negative integers), got {spec!r}") from None
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+
+
 def start_subprocess(model_base_path, rest=True, extra_args=(), timeout=120):
     """Start `python -m serving.server` on free localhost ports in a child process.
 
@@ -446,8 +460,19 @@ def main(argv=None):
     parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="rows per request above which it is refused")
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
     parser.add_argument("--workers", type=int, default=8, help="gRPC worker threads")
+    parser.add_argument(
+        "--tf-threads",
+        default="0,0",
+        metavar="INTER,INTRA",
+        help="TensorFlow's inter- and intra-op thread pools (default 0,0: TensorFlow's own choice, one per core); "
+        "1,1 was no faster on 2 cores, see benchmarks/results/serving.md",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        set_tf_threads(args.tf_threads)
+    except ValueError as err:
+        raise SystemExit(f"serving.server: {err}") from None
     try:
         manager = make_manager(args.model_config, args.model_base_path, args.model_name, args.poll_seconds)
     except (OSError, ValueError) as err:
