@@ -420,6 +420,8 @@ def set_tf_threads(spec):
             raise ValueError
     except ValueError:
         raise ValueError(f"--tf-threads expects INTER,INTRA (non-negative integers), got {spec!r}") from None
+    if (inter, intra) == (0, 0):
+        return  # TensorFlow's defaults: nothing to set (and nothing that must happen before its first op)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
     tf.config.threading.set_intra_op_parallelism_threads(intra)
 
@@ -471,7 +473,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         set_tf_threads(args.tf_threads)
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:  # RuntimeError: TensorFlow already started in this process
         raise SystemExit(f"serving.server: {err}") from None
     try:
         manager = make_manager(args.model_config, args.model_base_path, args.model_name, args.poll_seconds)

@@ -314,6 +314,8 @@ def test_bad_server_configuration_is_a_clear_error(tmp_path):
         from serving.server import main
 
         main(["--model-base-path", str(tmp_path), "--model-name", "x"])
+    with pytest.raises(SystemExit, match="INTER,INTRA"):
+        main(["--model-base-path", str(tmp_path), "--tf-threads", "many"])
 
 
 def test_predict_request_proto_round_trip_is_stock(client):
