@@ -17,7 +17,6 @@ model names from requests are only looked up in the loaded table, never joined t
 import logging
 import os
 import threading
-import time
 
 import grpc
 import numpy as np
@@ -424,13 +423,3 @@ class ModelManager:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-
-
-def wait_until(predicate, timeout=30.0, interval=0.05):
-    """Poll `predicate` until it is true or `timeout` seconds pass; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)

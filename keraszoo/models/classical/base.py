@@ -49,24 +49,26 @@ class ClassicalImputer:
         """
         raise NotImplementedError(f"{self.registry_name} has no TensorFlow imputation yet, so it cannot be exported")
 
-    def _eager_constant(self, name, array, dtype):
-        """`array` as a tensor made once, outside any trace, and reused by every later trace.
+    def _eager_constants(self, source, build):
+        """The dict `build()` returns, its numpy arrays as tensors made once, outside any trace.
 
-        A SavedModel stores an eager tensor its functions capture once, whereas a constant made while
-        tracing is stored once per signature (twice for serving_default and impute_with_mask).
-        The cache is dropped when the model is pickled.
+        Reused by every later trace while `source` (the fitted state they come from) is the same
+        object: a SavedModel stores an eager tensor its functions capture once, whereas a constant
+        made while tracing is stored once per signature (twice for serving_default and
+        impute_with_mask). Other values (Python ints, ...) pass through. Dropped when pickled.
         """
-        import tensorflow as tf
+        cached = self.__dict__.get("_eager_cache")
+        if cached is None or cached[0] is not source:
+            import tensorflow as tf
 
-        cache = self.__dict__.setdefault("_eager_constants", {})
-        if name not in cache or cache[name][0] is not array:
             with tf.init_scope():  # eager even while tracing
-                cache[name] = (array, tf.constant(array, dtype))
-        return cache[name][1]
+                tensors = {k: tf.constant(v) if isinstance(v, np.ndarray) else v for k, v in build().items()}
+            self._eager_cache = (source, tensors)
+        return self._eager_cache[1]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.pop("_eager_constants", None)
+        state.pop("_eager_cache", None)
         return state
 
     @classmethod

@@ -37,11 +37,6 @@ class _IterativeImputerWrapper(ClassicalImputer):
         padded = np.vstack([hidden, np.zeros((1, x.shape[1]))])
         return self.imputer_.transform(padded)[:-1]
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_tf_cache", None)  # eager tensors rebuilt from imputer_ on demand; never pickled
-        return state
-
     # TensorFlow replay for SavedModel export ---------------------------------------------------------
     # plain Python building explicit tf.while_loops: autograph would otherwise convert the loops that
     # pack thousands of trees, tracing for seconds
@@ -81,34 +76,26 @@ class _IterativeImputerWrapper(ClassicalImputer):
         return tf.cast(filled, x.dtype)
 
     def _tf_constants(self):
-        """The fitted state tf_impute needs: numpy arrays as eager tensors, plus Python ints.
+        """The fitted state tf_impute needs, made once per fitted IterativeImputer (see `_eager_constants`)."""
+        return self._eager_constants(self.imputer_, self._tf_arrays)
 
-        Built once per fitted IterativeImputer and reused by every trace: a SavedModel stores an eager
-        tensor that its functions capture once, whereas constants made while tracing are stored once
-        per signature (twice the size for serving_default and impute_with_mask).
-        """
-        cache = self.__dict__.get("_tf_cache")
-        if cache is None or cache[0] is not self.imputer_:
-            imputer = self.imputer_
-            if np.any(getattr(imputer, "_is_empty_feature", False)):
-                raise NotImplementedError(
-                    f"{self.registry_name}: fitted with all-missing columns, which tf_impute does not replay"
-                )
-            sequence = imputer.imputation_sequence_ if imputer.n_iter_ > 0 else []
-            feat = np.array([step.feat_idx for step in sequence], dtype=np.int32)
-            arrays = {
-                "n_steps": len(sequence),
-                "start": np.asarray(imputer.initial_imputer_.statistics_, np.float64),
-                "feat": feat,
-                "lower": np.asarray(imputer._min_value, np.float64)[feat] if sequence else np.zeros(0),
-                "upper": np.asarray(imputer._max_value, np.float64)[feat] if sequence else np.zeros(0),
-            }
-            if sequence:
-                arrays.update(self._tf_step_arrays(sequence))
-            with tf.init_scope():  # eager even while tracing
-                tensors = {k: tf.constant(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
-            self._tf_cache = (imputer, tensors)
-        return self._tf_cache[1]
+    def _tf_arrays(self):
+        """Numpy arrays (and Python ints) of the fitted IterativeImputer that tf_impute replays."""
+        imputer = self.imputer_
+        if np.any(getattr(imputer, "_is_empty_feature", False)):
+            raise NotImplementedError(f"{self.registry_name}: fitted with all-missing columns, which tf_impute does not replay")
+        sequence = imputer.imputation_sequence_ if imputer.n_iter_ > 0 else []
+        feat = np.array([step.feat_idx for step in sequence], dtype=np.int32)
+        arrays = {
+            "n_steps": len(sequence),
+            "start": np.asarray(imputer.initial_imputer_.statistics_, np.float64),
+            "feat": feat,
+            "lower": np.asarray(imputer._min_value, np.float64)[feat] if sequence else np.zeros(0),
+            "upper": np.asarray(imputer._max_value, np.float64)[feat] if sequence else np.zeros(0),
+        }
+        if sequence:
+            arrays.update(self._tf_step_arrays(sequence))
+        return arrays
 
     def _tf_step_arrays(self, sequence):
         """Numpy arrays (and Python ints) describing every step's fitted estimator, for `_tf_predict`."""

@@ -102,8 +102,11 @@ class KNNImputer(ClassicalImputer):
     def tf_impute(self, x, mask):
         """`_impute` in TensorFlow (float64 inside) for export: per column, the k nearest training rows
         observing it by exact top-k over all of them (the training rows are embedded as constants)."""
-        fit_x = self._eager_constant("fit_x", self.fit_x_, tf.float64)
-        fit_mask = self._eager_constant("fit_mask", self.fit_mask_, tf.float64)
+        fitted = self._eager_constants(
+            self.fit_x_,
+            lambda: {"fit_x": self.fit_x_.astype(np.float64), "fit_mask": self.fit_mask_.astype(np.float64)},
+        )
+        fit_x, fit_mask = fitted["fit_x"], fitted["fit_mask"]
         p = tf.cast(mask, tf.float64)
         x = tf.cast(x, tf.float64) * p
         d = self.fit_x_.shape[1]
