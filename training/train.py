@@ -339,12 +339,6 @@ def _check_resume(config_path, config, backup_dir):
         )
 
 
-def next_version(base_path, name):
-    folder = os.path.join(base_path, name)
-    versions = [int(v) for v in os.listdir(folder) if v.isdigit()] if os.path.isdir(folder) else []
-    return max(versions, default=0) + 1
-
-
 def run(args, argv):
     """Train as `args` says; returns a summary dict (also printed)."""
     params, training = resolve_config(args.model, args.config, parse_sets(args.set), _flags(args))
@@ -502,7 +496,7 @@ def run(args, argv):
         from serving.export import export
 
         name = args.export_name or f"{args.model}_{args.dataset}"
-        path = export(imputer, args.export, name, version=next_version(args.export, name))
+        path = export(imputer, args.export, name)  # the next free version
         summary["export_path"] = path
         print(f"exported to {path}", flush=True)
     return summary
