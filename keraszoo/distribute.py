@@ -37,8 +37,8 @@ call (`steps_per_execution_limit`, keras-team/keras#19246); compile with ``steps
 Outputs: with several workers, only the chief (`is_chief`) should write shared files (TensorBoard
 logs, checkpoints, exports); the others write to their own directories (`worker_info`).
 
-Input sharding (`shard_dataset`): the zoo's datasets are in-memory tables
-(`tf.data.Dataset.from_tensor_slices`), which have no files to split, so the auto-shard policy is set
+Input sharding (`shard_dataset`): the zoo's datasets are in-memory tables (`make_dataset`
+gathers batches from in-memory tensors), which have no files to split, so the auto-shard policy is set
 to DATA explicitly (AUTO would try FILE first and fall back to DATA with a warning). Every worker
 builds the same dataset (same rows, same shuffling seed) and keeps its own part of each global
 batch; the table is in memory on each worker anyway, so reading it whole costs nothing. Workers
