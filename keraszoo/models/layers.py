@@ -2,22 +2,33 @@
 import keras
 
 
-def mlp(n_inputs, hidden_units, n_outputs, output_activation, seed, name):
-    """A fully connected network n_inputs -> hidden_units... -> n_outputs, ReLU inside, Xavier (Glorot) init.
+def gain_reference_init(seed):
+    """The initializer of GAIN's reference code: N(0, 1 / sqrt(fan_in / 2)), untruncated.
 
-    Built immediately (its input size is known), so weights exist before `fit` — needed to build
-    optimizers up front under a distribution strategy.
+    The code calls it `xavier_init`, but its standard deviation sqrt(2 / fan_in) is He's, not
+    Glorot's sqrt(2 / (fan_in + fan_out)). On letter (20% MCAR, seeds 0-2) it gave RMSE 0.1276 against
+    0.1318 with Glorot normal, and the same on spam and credit (0.0531 / 0.0528, 0.1338 / 0.1337).
+    """
+    return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal", seed=seed)
+
+
+def mlp(n_inputs, hidden_units, n_outputs, output_activation, seed, name, initializer=keras.initializers.GlorotNormal):
+    """A fully connected network n_inputs -> hidden_units... -> n_outputs, ReLU inside.
+
+    `initializer(seed)` makes each layer's kernel initializer (Glorot normal by default), seeded
+    `seed`, `seed + 1`, ... layer by layer. Built immediately (its input size is known), so weights
+    exist before `fit` — needed to build optimizers up front under a distribution strategy.
     """
     layers = [keras.Input(shape=(n_inputs,))]
     for i, units in enumerate(hidden_units):
         layers.append(
-            keras.layers.Dense(units, activation="relu", kernel_initializer=keras.initializers.GlorotNormal(seed + i), name=f"hidden_{i}")
+            keras.layers.Dense(units, activation="relu", kernel_initializer=initializer(seed + i), name=f"hidden_{i}")
         )
     layers.append(
         keras.layers.Dense(
             n_outputs,
             activation=output_activation,
-            kernel_initializer=keras.initializers.GlorotNormal(seed + len(hidden_units)),
+            kernel_initializer=initializer(seed + len(hidden_units)),
             name="output",
         )
     )

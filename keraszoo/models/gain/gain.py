@@ -7,15 +7,16 @@ import keras
 import tensorflow as tf
 
 from keraszoo.models.base import DeepImputer, global_sum
-from keraszoo.models.layers import mlp
+from keraszoo.models.layers import gain_reference_init, mlp
 from keraszoo.registry import register_model
 
 @register_model("gain")
 class GAIN(DeepImputer):
     """GAIN imputer.
 
-    Generator G and discriminator D are both 2d -> d -> d -> d MLPs (ReLU, sigmoid output, Xavier
-    init); `hidden_units` overrides the two hidden widths (None = d, as in the paper).
+    Generator G and discriminator D are both 2d -> d -> d -> d MLPs (ReLU, sigmoid output), initialised
+    as the reference code does (`gain_reference_init`: what it calls Xavier init is He's normal);
+    `hidden_units` overrides the two hidden widths (None = d, as in the paper).
 
     * G sees the data with uniform noise U(0, `noise_scale`) at missing entries, concatenated with
       the mask, and proposes a value for every entry (g2lgn.md eq. 2 for its global net has the same
@@ -70,9 +71,13 @@ class GAIN(DeepImputer):
 
     def build_networks(self, n_features):
         hidden = self.hidden_units or [n_features, n_features]
-        self.generator = mlp(2 * n_features, hidden, n_features, "sigmoid", seed=self.seed * 1000, name="generator")
+        self.generator = mlp(
+            2 * n_features, hidden, n_features, "sigmoid", seed=self.seed * 1000, name="generator", initializer=gain_reference_init
+        )
         # D outputs logits: its log-probabilities are computed stably from them (see train_step).
-        self.discriminator = mlp(2 * n_features, hidden, n_features, None, seed=self.seed * 1000 + 500, name="discriminator")
+        self.discriminator = mlp(
+            2 * n_features, hidden, n_features, None, seed=self.seed * 1000 + 500, name="discriminator", initializer=gain_reference_init
+        )
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         """`g_optimizer` trains the generator, `d_optimizer` the discriminator (Adam(1e-3) each if None)."""
