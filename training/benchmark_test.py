@@ -91,3 +91,26 @@ def test_too_many_dims_fails_before_any_run(tmp_path, capsys):
         benchmark.main(["--models", "mean", "--datasets", "breast", "--dims", "5,31", "--output", str(tmp_path / "x.md")])
     assert "--dims 31 is more than dataset 'breast' has (30 feature columns); valid: breast: 1..30" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_round_discrete_rounds_only_columns_with_few_levels():
+    import numpy as np
+
+    few = np.array([0.0, 1.0, 2.0, np.nan, 1.0, 3.0])  # 4 distinct observed values
+    many = np.linspace(0.0, 1.0, 6)  # 6 distinct values: continuous for max_levels=5
+    fitted_on = np.column_stack([few, many])
+    imputed = np.column_stack([[0.0, 1.0, 2.0, 1.6, 1.0, 3.0], many + 0.01])
+    rounded = benchmark.round_discrete_columns(imputed, fitted_on, max_levels=5)
+    np.testing.assert_array_equal(rounded[:, 0], [0.0, 1.0, 2.0, 2.0, 1.0, 3.0])
+    np.testing.assert_array_equal(rounded[:, 1], imputed[:, 1])
+    assert imputed[3, 0] == 1.6  # the input is not modified
+
+
+def test_round_discrete_flag_is_applied_and_reported(tmp_path):
+    # digits' pixels take the values 0..16 only, so every column is discrete: rounding changes the score.
+    plain = benchmark.main(["--models", "mean", "--datasets", "digits", "--seeds", "1", "--quiet", "--output", str(tmp_path / "a.md")])
+    argv = ["--models", "mean", "--datasets", "digits", "--seeds", "1", "--quiet", "--round-discrete", "--output", str(tmp_path / "b.md")]
+    rounded = benchmark.main(argv)
+    assert plain[("mean", "digits")][0].rmse != rounded[("mean", "digits")][0].rmse
+    assert "rounded to integers before scoring" in (tmp_path / "b.md").read_text()
+    assert "rounded to integers" not in (tmp_path / "a.md").read_text()
