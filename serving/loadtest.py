@@ -13,7 +13,9 @@ clients). For each batch size (default 1 and 256) it measures, in this order:
 
 It prints p50/p95/p99 latency in ms and rows/s for each, and the server's overhead two ways: in
 latency (p50 of one gRPC client over p50 in-process) and in throughput (in-process rows/s over the
-N clients' rows/s). Targets on 2 cores (issue #4): p50 <= 2 ms for one row, >= 20,000
+N clients' rows/s). It also times the floor that any request pays: ``grpc status``, sequential
+`ImputeClient.status` calls (GetModelStatus: a round trip through the same client, channel and
+server that runs no TensorFlow), so the report shows how much of the overhead is transport. Targets on 2 cores (issue #4): p50 <= 2 ms for one row, >= 20,000
 rows/s batched, overhead <= 1.5x.
 """
 import argparse
@@ -129,6 +131,9 @@ def main(argv=None):
     process, target, _ = start_subprocess(base_path, rest=False, extra_args=["--poll-seconds", "0", "--workers", str(args.workers), "--tf-threads", args.tf_threads])
     results = []
     try:
+        client = ImputeClient(target)
+        floor = _percentiles(measure(lambda: client.status(args.model), args.requests))
+        client.close()
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             rows = table[:batch]
             requests = max(50, min(args.requests, args.rows_per_measurement // batch))
@@ -164,11 +169,13 @@ def main(argv=None):
     print(f"{'batch':>5} {'how':<16} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'rows/s':>10}")
     for r in results:
         print(f"{r['batch']:>5} {r['how']:<16} {r['p50']:>8.3f} {r['p95']:>8.3f} {r['p99']:>8.3f} {r['rows_per_s']:>10.0f}")
+    print(f"{'-':>5} {'grpc status':<16} {floor['p50']:>8.3f} {floor['p95']:>8.3f} {floor['p99']:>8.3f} {'-':>10}")
     for batch in sorted({r["batch"] for r in results}):
         rows = [r for r in results if r["batch"] == batch]
         print(
             f"batch {batch}: server overhead in latency (p50 of 1 gRPC client / p50 in-process) {rows[1]['p50'] / rows[0]['p50']:.2f}x, "
-            f"in throughput (in-process rows/s / {args.clients} gRPC clients' rows/s) {rows[0]['rows_per_s'] / rows[2]['rows_per_s']:.2f}x"
+            f"in throughput (in-process rows/s / {args.clients} gRPC clients' rows/s) {rows[0]['rows_per_s'] / rows[2]['rows_per_s']:.2f}x; "
+            f"transport floor (p50 of grpc status + p50 in-process) / p50 in-process {(floor['p50'] + rows[0]['p50']) / rows[0]['p50']:.2f}x"
         )
     return results
 

@@ -401,4 +401,5 @@ def test_load_test_reports_every_measurement(base_path, capsys):
         (batch, how) for batch in (1, 16) for how in ("in-process", "grpc 1 client", "grpc 2 clients")
     ]
     assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
-    assert "server overhead in latency" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "server overhead in latency" in out and "transport floor" in out and "grpc status" in out
