@@ -160,7 +160,11 @@ def test_image_datasets_get_an_image_grid(tmp_path, capsys):
 
 
 def test_mnist_subset_image_grid(tmp_path, capsys):
-    """GAIN on 512 flattened MNIST images, 1 epoch (needs mnist.npz in $KERASZOO_DATA_DIR or the cache)."""
+    """GAIN on 512 flattened MNIST images, 2 epochs (needs mnist.npz in $KERASZOO_DATA_DIR or the cache).
+
+    2 epochs of 6 steps: after the first, GAIN (reference-code init, 784 sigmoid outputs) was still
+    worse than the mean (held-out RMSE 1.23 against 0.45); after the second it was 0.28.
+    """
     from keraszoo.data import DatasetNotFoundError, load_dataset
 
     try:
@@ -169,7 +173,7 @@ def test_mnist_subset_image_grid(tmp_path, capsys):
         pytest.skip("mnist.npz is not available offline")
     logdir = str(tmp_path / "mnist")
     summary, out = run_cli(
-        ["--model", "gain", "--dataset", "mnist", "--max-rows", "512", "--epochs", "1", "--batch-size", "64", "--logdir", logdir,
+        ["--model", "gain", "--dataset", "mnist", "--max-rows", "512", "--epochs", "2", "--batch-size", "64", "--logdir", logdir,
          "--mechanism", "noise", "--miss-rate", "0.5"],
         capsys,
     )
