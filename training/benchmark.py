@@ -180,15 +180,17 @@ def check_dims(dims, tables):
     return None
 
 
-def round_discrete_columns(imputed, fitted_on, max_levels=DISCRETE_MAX_LEVELS):
-    """`imputed` with the columns that have fewer than `max_levels` distinct observed values in
-    `fitted_on` (NaN = missing) rounded to the nearest integer, as GAIN's reference code does before
-    scoring. Observed entries are integers in such columns (when the data are), so they are unchanged."""
+def round_discrete_columns(imputed, incomplete, fitted_on, max_levels=DISCRETE_MAX_LEVELS):
+    """`imputed` with its imputed entries (NaN in `incomplete`, the rows it completes) rounded to the
+    nearest integer in every column that has fewer than `max_levels` distinct observed values in
+    `fitted_on` (the rows the imputer was fitted on), as GAIN's reference code does before scoring.
+    Observed entries are left as they are (the reference code rounds them too; they are not scored)."""
     rounded = np.array(imputed, dtype=np.float64, copy=True)
     for j in range(fitted_on.shape[1]):
         observed = fitted_on[:, j][~np.isnan(fitted_on[:, j])]
         if len(np.unique(observed)) < max_levels:
-            rounded[:, j] = np.round(rounded[:, j])
+            missing = np.isnan(incomplete[:, j])
+            rounded[missing, j] = np.round(rounded[missing, j])
     return rounded
 
 
@@ -218,7 +220,7 @@ def run_one(model, params, truth, seed, miss_rate, protocol, dims=None, round_di
         imputed = imputer.fit(incomplete).transform(incomplete)
         seconds = time.perf_counter() - start
         if round_discrete:
-            imputed = round_discrete_columns(imputed, incomplete)
+            imputed = round_discrete_columns(imputed, incomplete, incomplete)
         return metrics.rmse(truth, imputed, mask), seconds
     order = np.random.default_rng(seed).permutation(len(truth))
     cut = int(0.8 * len(truth))
@@ -228,7 +230,7 @@ def run_one(model, params, truth, seed, miss_rate, protocol, dims=None, round_di
     seconds = time.perf_counter() - start
     imputed = imputer.transform(incomplete[test])
     if round_discrete:
-        imputed = round_discrete_columns(imputed, incomplete[train])
+        imputed = round_discrete_columns(imputed, incomplete[test], incomplete[train])
     return metrics.rmse(truth[test], imputed, mask[test]), seconds
 
 

@@ -96,12 +96,12 @@ def test_too_many_dims_fails_before_any_run(tmp_path, capsys):
 def test_round_discrete_rounds_only_columns_with_few_levels():
     import numpy as np
 
-    few = np.array([0.0, 1.0, 2.0, np.nan, 1.0, 3.0])  # 4 distinct observed values
-    many = np.linspace(0.0, 1.0, 6)  # 6 distinct values: continuous for max_levels=5
-    fitted_on = np.column_stack([few, many])
-    imputed = np.column_stack([[0.0, 1.0, 2.0, 1.6, 1.0, 3.0], many + 0.01])
-    rounded = benchmark.round_discrete_columns(imputed, fitted_on, max_levels=5)
-    np.testing.assert_array_equal(rounded[:, 0], [0.0, 1.0, 2.0, 2.0, 1.0, 3.0])
+    few = np.array([0.0, 1.5, 2.0, np.nan, 1.5, 3.0])  # 4 distinct observed values, one not an integer
+    many = np.array([0.0, 0.2, np.nan, 0.6, 0.8, 1.0])  # 5 distinct: continuous for max_levels=5
+    incomplete = np.column_stack([few, many])
+    imputed = np.column_stack([[0.0, 1.5, 2.0, 1.6, 1.5, 3.0], [0.0, 0.2, 0.43, 0.6, 0.8, 1.0]])
+    rounded = benchmark.round_discrete_columns(imputed, incomplete, incomplete, max_levels=5)
+    np.testing.assert_array_equal(rounded[:, 0], [0.0, 1.5, 2.0, 2.0, 1.5, 3.0])  # only the imputed entry; observed 1.5 kept
     np.testing.assert_array_equal(rounded[:, 1], imputed[:, 1])
     assert imputed[3, 0] == 1.6  # the input is not modified
 
