@@ -15,8 +15,8 @@ It prints p50/p95/p99 latency in ms and rows/s for each, and the server's overhe
 latency (p50 of one gRPC client over p50 in-process) and in throughput (in-process rows/s over the
 N clients' rows/s). It also times the floor that any request pays: ``grpc status``, sequential
 `ImputeClient.status` calls (GetModelStatus: a round trip through the same client, channel and
-server that runs no TensorFlow), so the report shows how much of the overhead is transport. Targets on 2 cores (issue #4): p50 <= 2 ms for one row, >= 20,000
-rows/s batched, overhead <= 1.5x.
+server that runs no TensorFlow), so the report shows how much of the overhead is transport.
+Targets on 2 cores (issue #4): p50 <= 2 ms for one row, >= 20,000 rows/s batched, overhead <= 1.5x.
 """
 import argparse
 import os
@@ -131,9 +131,8 @@ def main(argv=None):
     process, target, _ = start_subprocess(base_path, rest=False, extra_args=["--poll-seconds", "0", "--workers", str(args.workers), "--tf-threads", args.tf_threads])
     results = []
     try:
-        client = ImputeClient(target)
-        floor = _percentiles(measure(lambda: client.status(args.model), args.requests))
-        client.close()
+        with ImputeClient(target) as client:
+            floor = _percentiles(measure(lambda: client.status(args.model), args.requests))
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             rows = table[:batch]
             requests = max(50, min(args.requests, args.rows_per_measurement // batch))

@@ -85,11 +85,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
+    if args.repeats < 1 or args.steps < 1:
+        parser.error("--repeats and --steps must be positive")
     rng = np.random.default_rng(0)
     x = rng.random((args.rows, args.features)).astype(np.float32)
     mask = (rng.random(x.shape) >= 0.2).astype(np.float32)
-    if args.repeats < 1 or args.steps < 1:
-        parser.error("--repeats and --steps must be positive")
     bare_runs, zoo_runs = [], []
     for _ in range(args.repeats):  # in turns, so a slow spell of the machine does not favour one side
         bare_runs.append(bare_keras_gain_steps_per_second(x, mask, args.batch_size, args.steps))
