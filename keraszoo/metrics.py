@@ -1,15 +1,40 @@
 """Imputation metrics following the GAIN / G2LGN protocol (mask == 1 OBSERVED, 0 MISSING).
 
-:func:`rmse` and :func:`mae` score only the MISSING entries. With ``normalize=True`` (the default),
-``truth`` and ``imputed`` are both min-max normalised with the TRUTH's per-column min and max over all
-rows, as GAIN's reference ``rmse_loss`` does, and the error is pooled over every missing entry:
-``sqrt(sum of squared errors / number of missing entries)``. One deliberate difference from GAIN's
-code: GAIN divides by ``max - min + 1e-6``; here the divisor is exactly ``max - min``, with 1 for
-constant columns (so they contribute their raw error). The epsilon only matters for columns with a
-tiny range, where it would silently shrink their errors.
+:func:`rmse`, :func:`mse` and :func:`mae` score only the MISSING entries, pooled over every missing
+entry: ``sqrt(sum of squared errors / number of missing entries)`` for :func:`rmse`, the same without
+the root for :func:`mse`, the mean absolute error for :func:`mae`.
+
+Scaling (``normalize``), applied to ``truth`` and ``imputed`` alike, per column, before the error:
+
+* ``True`` or ``"minmax"`` (the default) -- min-max: ``(v - min) / (max - min)``. With the default
+  ``source="truth"`` min and max are the TRUTH's over all rows, as GAIN's reference ``rmse_loss``
+  does. One deliberate difference from GAIN's code: GAIN divides by ``max - min + 1e-6``; here the
+  divisor is exactly ``max - min``, with 1 for constant columns (so they contribute their raw error).
+  The epsilon only matters for columns with a tiny range, where it would silently shrink their errors.
+* ``"zscore"`` -- ``(v - mean) / std`` with the column's mean and population standard deviation
+  (``numpy.std``, ddof = 0), as MIWAE's notebooks standardise the complete data before masking them
+  (their MSE is in these units); a constant column gets std 1.
+* ``False`` or ``"none"`` -- raw values.
+
+``source`` says which entries the statistics come from: ``"truth"`` (every entry of the complete
+data, GAIN's RMSE and MIWAE's z-score) or ``"observed"`` (only the entries with ``mask == 1``, what an
+imputer that never sees the removed values could compute; e.g. GAIN's own data normalisation, which
+uses nanmin / nanmax of the incomplete table). A column without any observed entry has no observed
+statistics: it is scaled with offset 0 and scale 1 (raw), like a constant column.
+
+Examples of any rank: arrays ``[N, d1, d2, ...]`` (e.g. images ``[N, H, W, C]`` with a mask of the
+same shape) are flattened to one row per example, ``[N, d1 * d2 * ...]``, before anything else, so
+each pixel (and channel) is a column and the result for an N-D input equals the result for its
+flattened 2-D form. Scaling needs at least 2-D input (rows and features); 1-D input is accepted only
+with ``normalize=False``.
 """
 import numpy as np
 import pandas as pd
+
+#: Accepted values of ``normalize`` (besides ``True`` = "minmax" and ``False`` = "none").
+SCALINGS = ("minmax", "zscore", "none")
+#: Accepted values of ``source``.
+SOURCES = ("truth", "observed")
 
 
 def _float_array(a, what, where):
@@ -19,16 +44,53 @@ def _float_array(a, what, where):
         raise ValueError(f"{where}: {what} must be numeric ({err})") from None
 
 
-def _prepare(truth, imputed, mask, normalize, where):
+def _scaling(normalize, where):
+    if normalize is True:
+        return "minmax"
+    if normalize is False or normalize is None:
+        return "none"
+    if isinstance(normalize, str) and normalize in SCALINGS:
+        return normalize
+    raise ValueError(f"{where}: normalize must be True, False or one of {', '.join(SCALINGS)}; got {normalize!r}")
+
+
+def _column_stats(truth, mask, scaling, source):
+    """Per-column (offset, scale) of `scaling` computed on `truth` (all entries) or its observed entries."""
+    if source == "truth":
+        values = truth
+    else:
+        values = np.where(mask == 1, truth, np.nan)
+    seen = ~np.all(np.isnan(values), axis=0)  # always true for source="truth"
+    safe = np.where(seen, values, 0.0) if not seen.all() else values
+    if scaling == "minmax":
+        lo = np.nanmin(safe, axis=0)
+        span = np.nanmax(safe, axis=0) - lo
+    else:  # zscore
+        lo = np.nanmean(safe, axis=0)
+        span = np.nanstd(safe, axis=0)
+    lo = np.where(seen, lo, 0.0)
+    span = np.where(seen & (span != 0), span, 1.0)
+    return lo, span
+
+
+def _prepare(truth, imputed, mask, normalize, where, source="truth"):
     truth = _float_array(truth, "truth", where)
     imputed = _float_array(imputed, "imputed", where)
     mask = _float_array(mask, "mask", where)
+    scaling = _scaling(normalize, where)
+    if source not in SOURCES:
+        raise ValueError(f"{where}: source must be one of {', '.join(SOURCES)}; got {source!r}")
     if truth.shape != imputed.shape or truth.shape != mask.shape:
         raise ValueError(
             f"{where}: truth {truth.shape}, imputed {imputed.shape} and mask {mask.shape} must have the same shape"
         )
-    if normalize and truth.ndim != 2:
-        raise ValueError(f"{where}: normalize=True needs 2-D arrays [rows, features], got shape {truth.shape}")
+    if scaling != "none" and truth.ndim < 2:
+        raise ValueError(
+            f"{where}: normalize={normalize!r} needs arrays of at least 2-D [examples, features, ...], got shape {truth.shape}"
+        )
+    if truth.ndim > 2:  # one row per example: [N, d1, d2, ...] -> [N, d1 * d2 * ...]
+        n = truth.shape[0]
+        truth, imputed, mask = truth.reshape(n, -1), imputed.reshape(n, -1), mask.reshape(n, -1)
     if not np.all((mask == 0) | (mask == 1)):
         raise ValueError(f"{where}: mask must hold only 0 (missing) and 1 (observed)")
     missing = mask == 0
@@ -38,32 +100,40 @@ def _prepare(truth, imputed, mask, normalize, where):
         raise ValueError(f"{where}: truth must be complete and finite (it is the ground truth)")
     if not np.all(np.isfinite(imputed[missing])):
         raise ValueError(f"{where}: imputed holds NaN or inf at a missing entry; every missing entry must be filled")
-    if normalize:
-        lo = truth.min(axis=0)
-        span = truth.max(axis=0) - lo
-        span = np.where(span == 0, 1.0, span)
+    if scaling != "none":
+        lo, span = _column_stats(truth, mask, scaling, source)
         truth = (truth - lo) / span
         imputed = (imputed - lo) / span
     err = np.where(missing, imputed, 0.0) - np.where(missing, truth, 0.0)
     return err, missing
 
 
-def rmse(truth, imputed, mask, normalize=True):
+def rmse(truth, imputed, mask, normalize=True, source="truth"):
     """Root mean squared error over the missing entries (``mask == 0``), pooled over all of them.
 
     ``truth``: the complete data; ``imputed``: the imputation (only its missing entries are read, so
-    observed entries may hold anything, NaN included); ``mask``: 1 observed, 0 missing. With
-    ``normalize=True`` the three must be 2-D and values are scaled by the truth's per-column min and
-    max first (see the module doc); ``normalize=False`` scores raw values and accepts any shape.
+    observed entries may hold anything, NaN included); ``mask``: 1 observed, 0 missing; all three of
+    one shape ``[N, ...]`` (N-D examples are flattened to rows, see the module doc). ``normalize``:
+    ``True``/``"minmax"`` (default: the truth's per-column min and max, GAIN's), ``"zscore"``, or
+    ``False``/``"none"`` (raw values, any shape); ``source``: ``"truth"`` (default) or ``"observed"``,
+    the entries the scaling statistics come from (see the module doc).
     Raises ``ValueError`` when nothing is missing or shapes differ.
     """
-    err, missing = _prepare(truth, imputed, mask, normalize, "rmse")
+    err, missing = _prepare(truth, imputed, mask, normalize, "rmse", source)
     return float(np.sqrt(np.sum(err**2) / np.sum(missing)))
 
 
-def mae(truth, imputed, mask, normalize=True):
+def mse(truth, imputed, mask, normalize=True, source="truth"):
+    """Mean squared error over the missing entries (:func:`rmse` squared, same conventions).
+
+    MIWAE's notebooks report this with ``normalize="zscore"``: the z-score of the complete data."""
+    err, missing = _prepare(truth, imputed, mask, normalize, "mse", source)
+    return float(np.sum(err**2) / np.sum(missing))
+
+
+def mae(truth, imputed, mask, normalize=True, source="truth"):
     """Mean absolute error over the missing entries, with the same conventions as :func:`rmse`."""
-    err, missing = _prepare(truth, imputed, mask, normalize, "mae")
+    err, missing = _prepare(truth, imputed, mask, normalize, "mae", source)
     return float(np.sum(np.abs(err)) / np.sum(missing))
 
 

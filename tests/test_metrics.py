@@ -1,9 +1,10 @@
-"""GAIN-protocol metrics: normalised RMSE/MAE over missing entries, categorical and downstream accuracy."""
+"""GAIN-protocol metrics: normalised RMSE/MSE/MAE over missing entries (tables and N-D examples, min-max or
+z-score, truth or observed statistics), categorical and downstream accuracy."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from keraszoo.metrics import categorical_accuracy, downstream_accuracy, mae, rmse
+from keraszoo.metrics import categorical_accuracy, downstream_accuracy, mae, mse, rmse
 
 
 def _example():
@@ -69,6 +70,62 @@ def test_errors():
     with pytest.raises(ValueError, match="2-D"):
         rmse(truth.ravel(), imputed.ravel(), mask.ravel())
     assert rmse(truth.ravel(), imputed.ravel(), mask.ravel(), normalize=False) > 0
+
+
+@pytest.mark.parametrize("metric", [rmse, mse, mae])
+@pytest.mark.parametrize("normalize, source", [(True, "truth"), ("zscore", "truth"), (True, "observed"), (False, "truth")])
+def test_images_score_as_their_flattened_rows(metric, normalize, source):
+    rng = np.random.default_rng(3)
+    truth = rng.random((6, 4, 3, 2)) * rng.integers(1, 50, size=(4, 3, 2))  # [N, H, W, C], per-pixel ranges differ
+    mask = (rng.random(truth.shape) > 0.3).astype(np.float32)
+    imputed = truth + rng.normal(size=truth.shape)
+    flat = metric(truth.reshape(6, -1), imputed.reshape(6, -1), mask.reshape(6, -1), normalize=normalize, source=source)
+    assert metric(truth, imputed, mask, normalize=normalize, source=source) == flat
+    # Per-pixel scaling, not one global scaling and not per-channel: a hand computation on [N, 24].
+    if normalize is True and source == "truth" and metric is rmse:
+        t, i, m = truth.reshape(6, -1), imputed.reshape(6, -1), mask.reshape(6, -1)
+        lo, hi = t.min(0), t.max(0)
+        expected = np.sqrt(np.sum(((1 - m) * ((i - lo) / (hi - lo) - (t - lo) / (hi - lo))) ** 2) / np.sum(1 - m))
+        assert flat == pytest.approx(expected, rel=1e-12)
+        assert flat != pytest.approx(metric(truth.reshape(-1, 2), imputed.reshape(-1, 2), mask.reshape(-1, 2)), rel=1e-6)
+
+
+def test_mse_is_rmse_squared_and_zscore_hand_computed():
+    truth, imputed, mask = _example()
+    assert mse(truth, imputed, mask) == pytest.approx(rmse(truth, imputed, mask) ** 2, rel=1e-12)
+    # z-score with numpy's population std (ddof 0) of the complete columns, as MIWAE's notebooks:
+    # col 0: mean 2, std sqrt(8/3); col 1: mean 20, std sqrt(200/3)
+    # errors at missing entries: (3-2)/sqrt(8/3) and (10-30)/sqrt(200/3)
+    expected = (1.0 / (8 / 3) + 400.0 / (200 / 3)) / 2
+    assert mse(truth, imputed, mask, normalize="zscore") == pytest.approx(expected, rel=1e-12)
+    assert rmse(truth, imputed, mask, normalize="zscore") == pytest.approx(np.sqrt(expected), rel=1e-12)
+    with pytest.raises(ValueError, match="normalize must be"):
+        rmse(truth, imputed, mask, normalize="standard")
+
+
+def test_observed_statistics_differ_from_the_truths():
+    truth, imputed, mask = _example()
+    # Observed entries: col 0 {0, 4} (range 4, as the truth), col 1 {10, 20} (range 10, the truth's 30 is removed).
+    # errors at missing entries: (3-2)/4 = 0.25 and (10-30)/10 = -2.0
+    expected = np.sqrt((0.25**2 + 2.0**2) / 2)
+    assert rmse(truth, imputed, mask, source="observed") == pytest.approx(expected, rel=1e-12)
+    assert rmse(truth, imputed, mask, source="observed") != pytest.approx(rmse(truth, imputed, mask))
+    # z-score on the observed entries of col 1: mean 15, std 5 -> error -20 / 5
+    assert mse(truth, imputed, mask, normalize="zscore", source="observed") == pytest.approx((1 / 4 + 16.0) / 2, rel=1e-12)
+    # When nothing observed differs in range from the truth, the two sources agree.
+    full_range = np.array([[1, 1], [0, 1], [1, 1], [1, 0]], dtype=np.float32)
+    t = np.array([[0.0, 10.0], [2.0, 20.0], [4.0, 30.0], [1.0, 15.0]])
+    assert rmse(t, t + 1, full_range, source="observed") == pytest.approx(rmse(t, t + 1, full_range), rel=1e-12)
+    with pytest.raises(ValueError, match="source must be"):
+        rmse(truth, imputed, mask, source="complete")
+
+
+def test_observed_statistics_of_a_column_with_nothing_observed_are_raw():
+    truth = np.array([[0.0, 10.0], [2.0, 30.0]])
+    imputed = np.array([[1.0, 12.0], [2.0, 33.0]])
+    mask = np.array([[0, 0], [1, 0]])
+    # col 0 observed {2}: constant -> scale 1 around 2; col 1 nothing observed -> raw errors 2 and 3
+    assert mae(truth, imputed, mask, source="observed") == pytest.approx((1 + 2 + 3) / 3, rel=1e-12)
 
 
 def test_categorical_accuracy():
