@@ -1,11 +1,15 @@
 """Missingness simulators: rates, determinism, the MAR formula, MNAR calibration, image masks."""
+import os
+
 import numpy as np
 import pytest
 from scipy.special import expit
 
 from keraszoo.data.missingness import (
+    EMFLOW_TABLE4_MAR_RATES,
     MECHANISMS,
     apply_mask,
+    emflow_mar_rate,
     mar_mask,
     mar_probabilities,
     mcar_mask,
@@ -105,6 +109,79 @@ def test_mar_determinism_and_errors():
         mar_mask(bad, seed=0)
     with pytest.raises(ValueError, match="scaling"):
         mar_mask(x, seed=0, scaling="bogus")
+
+
+def test_emflow_table4_mar_rates_by_name():
+    # emflow.md supplement Table 4, column "MAR missing rate", every row
+    assert EMFLOW_TABLE4_MAR_RATES == {
+        "news": 0.35, "air": 0.62, "letter": 0.57, "concrete": 0.50, "review": 0.49,
+        "credit": 0.30, "energy": 0.39, "crop": 0.29, "song": 0.32, "wine": 0.26,
+    }
+    assert emflow_mar_rate("letter") == 0.57
+    assert emflow_mar_rate("Credit") == 0.30
+    from keraszoo.data import EMFLOW_TABLE4_MAR_RATES as exported, emflow_mar_rate as exported_fn
+
+    assert exported is EMFLOW_TABLE4_MAR_RATES and exported_fn is emflow_mar_rate
+
+
+def test_emflow_mar_rate_unknown_name_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"'wine_sklearn'.*it lists: air, concrete, credit, crop"):
+        emflow_mar_rate("wine_sklearn")  # sklearn's 178-row wine is not EMFlow's Wine Quality
+    with pytest.raises(TypeError, match="name"):
+        emflow_mar_rate(3)
+
+
+def test_mar_literal_eq26_on_minmax_data_never_below_one_half():
+    # eq. (26) on min-max data: a sum of values in [0, 1] is >= 0, so sigmoid(sum) >= 0.5 for every row,
+    # hence rates below 0.5 (most of Table 4) are out of reach of the literal form.
+    x = _data(5000, 10, seed=8)
+    p, _ = mar_probabilities(x)  # rate=None: literal
+    assert p.min() >= 0.5
+    from sklearn.datasets import load_wine
+
+    p_wine, _ = mar_probabilities(load_wine().data)
+    assert p_wine.min() >= 0.5 and p_wine.mean() > 0.9  # 13 features: sum over the first 9
+
+
+def test_simulate_mar_rate_none_is_the_literal_form():
+    x = _data(3000, 10, seed=9)
+    literal = simulate(x, "mar", rate=None, seed=3)
+    assert np.array_equal(literal, mar_mask(x, seed=3, rate=None))
+    p, n_obs = mar_probabilities(x)
+    expected = (np.random.default_rng(3).random((3000, 10 - n_obs)) >= p[:, None]).astype(np.float32)
+    assert np.array_equal(literal[:, n_obs:], expected)  # sigmoid(s_i) itself, no offset
+    calibrated = simulate(x, "mar", rate=0.26, seed=3)
+    assert abs((1 - calibrated[:, n_obs:]).mean() - 0.26) < 0.02
+    assert (1 - literal[:, n_obs:]).mean() > 0.5
+
+
+def test_mar_calibrated_to_table4_on_sklearn_wine():
+    # always runs (no data dir): the calibrated form hits the target exactly in expectation
+    from sklearn.datasets import load_wine
+
+    x = load_wine().data  # 178 x 13: first 9 observed, last 4 maskable
+    rate = emflow_mar_rate("wine")
+    p, n_obs = mar_probabilities(x, rate=rate)
+    assert n_obs == 9 and abs(p.mean() - rate) < 1e-9
+    removed = np.mean([(1 - mar_mask(x, seed=s, rate=rate)[:, 9:]).mean() for s in range(20)])
+    assert abs(removed - rate) < 0.02  # 20 x 712 draws: sd 0.004
+
+
+def test_mar_calibrated_to_table4_on_real_letter():
+    data_dir = os.environ.get("KERASZOO_DATA_DIR")
+    if not data_dir or not os.path.exists(os.path.join(data_dir, "letter.csv")):
+        pytest.skip("needs KERASZOO_DATA_DIR with letter.csv (e.g. KERASZOO_DATA_DIR=../shared/data)")
+    from keraszoo.data import load_dataset
+
+    x = load_dataset("letter").numeric_array()  # 20000 x 16: first 11 observed, last 5 maskable
+    literal = mar_mask(x, seed=0)
+    assert (1 - literal[:, 11:]).mean() > 0.95  # eq. (26) as written: 0.98, nowhere near Table 4's 0.57
+    mask = mar_mask(x, seed=0, rate=emflow_mar_rate("letter"))
+    assert mask[:, :11].min() == 1.0
+    last = (1 - mask[:, 11:]).mean()
+    assert abs(last - 0.57) < 0.01  # 100000 draws: sd 0.0016
+    # the rate is that of the last 30% of features, not of all entries
+    assert abs((1 - mask).mean() - 0.57 * 5 / 16) < 0.005
 
 
 # ------------------------------------------------------------------------------------------- MNAR

@@ -13,8 +13,10 @@ from keraszoo.data.datasets import (
     load_dataset,
 )
 from keraszoo.data.missingness import (
+    EMFLOW_TABLE4_MAR_RATES,
     MECHANISMS,
     apply_mask,
+    emflow_mar_rate,
     mar_mask,
     mar_probabilities,
     mcar_mask,
@@ -32,10 +34,12 @@ __all__ = [
     "DatasetChecksumError",
     "DatasetChecksumWarning",
     "DatasetNotFoundError",
+    "EMFLOW_TABLE4_MAR_RATES",
     "MECHANISMS",
     "MinMaxScaler",
     "apply_mask",
     "dataset_info",
+    "emflow_mar_rate",
     "list_datasets",
     "load_dataset",
     "mar_mask",
