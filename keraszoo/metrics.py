@@ -21,6 +21,8 @@ data, GAIN's RMSE and MIWAE's z-score) or ``"observed"`` (only the entries with 
 imputer that never sees the removed values could compute; e.g. GAIN's own data normalisation, which
 uses nanmin / nanmax of the incomplete table). A column without any observed entry has no observed
 statistics: it is scaled with offset 0 and scale 1 (raw), like a constant column.
+:func:`scaling_statistics` computes those statistics from other rows, and ``statistics=`` passes them
+in: a benchmark scoring 20% test rows can scale them with the statistics of the whole table.
 
 Examples of any rank: arrays ``[N, d1, d2, ...]`` (e.g. images ``[N, H, W, C]`` with a mask of the
 same shape) are flattened to one row per example, ``[N, d1 * d2 * ...]``, before anything else, so
@@ -54,6 +56,36 @@ def _scaling(normalize, where):
     raise ValueError(f"{where}: normalize must be True, False or one of {', '.join(SCALINGS)}; got {normalize!r}")
 
 
+def scaling_statistics(values, mask=None, normalize=True, source="truth"):
+    """Per-column ``(offset, scale)`` that :func:`rmse`, :func:`mse` and :func:`mae` apply with
+    ``normalize`` (``v -> (v - offset) / scale``), computed from ``values`` ``[N, ...]`` (flattened to
+    ``[N, -1]``): from every entry (``source="truth"``), or from the entries with ``mask == 1``
+    (``source="observed"``, ``mask`` required; NaN in ``values`` at missing entries is fine then).
+    Pass the result as ``statistics=`` to score other rows with these statistics. ``normalize=False``
+    gives offset 0 and scale 1."""
+    where = "scaling_statistics"
+    scaling = _scaling(normalize, where)
+    if source not in SOURCES:
+        raise ValueError(f"{where}: source must be one of {', '.join(SOURCES)}; got {source!r}")
+    values = _float_array(values, "values", where)
+    if values.ndim < 2:
+        raise ValueError(f"{where}: values must be at least 2-D [examples, features, ...], got shape {values.shape}")
+    values = values.reshape(values.shape[0], -1)
+    if mask is None:
+        if source == "observed":
+            raise ValueError(f"{where}: source='observed' needs the mask")
+        mask = np.ones_like(values)
+    else:
+        mask = _float_array(mask, "mask", where).reshape(values.shape[0], -1)
+        if mask.shape != values.shape:
+            raise ValueError(f"{where}: mask {mask.shape} and values {values.shape} must have the same shape")
+    if source == "truth" and not np.all(np.isfinite(values)):
+        raise ValueError(f"{where}: with source='truth' the values must be complete and finite")
+    if scaling == "none":
+        return np.zeros(values.shape[1]), np.ones(values.shape[1])
+    return _column_stats(values, mask, scaling, source)
+
+
 def _column_stats(truth, mask, scaling, source):
     """Per-column (offset, scale) of `scaling` computed on `truth` (all entries) or its observed entries."""
     if source == "truth":
@@ -73,7 +105,7 @@ def _column_stats(truth, mask, scaling, source):
     return lo, span
 
 
-def _prepare(truth, imputed, mask, normalize, where, source="truth"):
+def _prepare(truth, imputed, mask, normalize, where, source="truth", statistics=None):
     truth = _float_array(truth, "truth", where)
     imputed = _float_array(imputed, "imputed", where)
     mask = _float_array(mask, "mask", where)
@@ -100,7 +132,16 @@ def _prepare(truth, imputed, mask, normalize, where, source="truth"):
         raise ValueError(f"{where}: truth must be complete and finite (it is the ground truth)")
     if not np.all(np.isfinite(imputed[missing])):
         raise ValueError(f"{where}: imputed holds NaN or inf at a missing entry; every missing entry must be filled")
-    if scaling != "none":
+    if statistics is not None:
+        lo, span = (np.asarray(v, dtype=np.float64).reshape(-1) for v in statistics)
+        if lo.shape != (truth.shape[1],) or span.shape != (truth.shape[1],):
+            raise ValueError(f"{where}: statistics must be two vectors of {truth.shape[1]} values (one per column), "
+                             f"got {lo.shape} and {span.shape}")
+        if scaling == "none":
+            raise ValueError(f"{where}: statistics= given with normalize={normalize!r}; pass the normalize they were computed with")
+        truth = (truth - lo) / span
+        imputed = (imputed - lo) / span
+    elif scaling != "none":
         lo, span = _column_stats(truth, mask, scaling, source)
         truth = (truth - lo) / span
         imputed = (imputed - lo) / span
@@ -108,7 +149,7 @@ def _prepare(truth, imputed, mask, normalize, where, source="truth"):
     return err, missing
 
 
-def rmse(truth, imputed, mask, normalize=True, source="truth"):
+def rmse(truth, imputed, mask, normalize=True, source="truth", statistics=None):
     """Root mean squared error over the missing entries (``mask == 0``), pooled over all of them.
 
     ``truth``: the complete data; ``imputed``: the imputation (only its missing entries are read, so
@@ -116,24 +157,25 @@ def rmse(truth, imputed, mask, normalize=True, source="truth"):
     one shape ``[N, ...]`` (N-D examples are flattened to rows, see the module doc). ``normalize``:
     ``True``/``"minmax"`` (default: the truth's per-column min and max, GAIN's), ``"zscore"``, or
     ``False``/``"none"`` (raw values, any shape); ``source``: ``"truth"`` (default) or ``"observed"``,
-    the entries the scaling statistics come from (see the module doc).
-    Raises ``ValueError`` when nothing is missing or shapes differ.
+    the entries the scaling statistics come from (see the module doc); ``statistics``: an
+    ``(offset, scale)`` pair from :func:`scaling_statistics` to use instead of computing them here
+    (``source`` is then ignored). Raises ``ValueError`` when nothing is missing or shapes differ.
     """
-    err, missing = _prepare(truth, imputed, mask, normalize, "rmse", source)
+    err, missing = _prepare(truth, imputed, mask, normalize, "rmse", source, statistics)
     return float(np.sqrt(np.sum(err**2) / np.sum(missing)))
 
 
-def mse(truth, imputed, mask, normalize=True, source="truth"):
+def mse(truth, imputed, mask, normalize=True, source="truth", statistics=None):
     """Mean squared error over the missing entries (:func:`rmse` squared, same conventions).
 
     MIWAE's notebooks report this with ``normalize="zscore"``: the z-score of the complete data."""
-    err, missing = _prepare(truth, imputed, mask, normalize, "mse", source)
+    err, missing = _prepare(truth, imputed, mask, normalize, "mse", source, statistics)
     return float(np.sum(err**2) / np.sum(missing))
 
 
-def mae(truth, imputed, mask, normalize=True, source="truth"):
+def mae(truth, imputed, mask, normalize=True, source="truth", statistics=None):
     """Mean absolute error over the missing entries, with the same conventions as :func:`rmse`."""
-    err, missing = _prepare(truth, imputed, mask, normalize, "mae", source)
+    err, missing = _prepare(truth, imputed, mask, normalize, "mae", source, statistics)
     return float(np.sum(np.abs(err)) / np.sum(missing))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keraszoo.metrics import categorical_accuracy, downstream_accuracy, mae, mse, rmse
+from keraszoo.metrics import categorical_accuracy, downstream_accuracy, mae, mse, rmse, scaling_statistics
 
 
 def _example():
@@ -126,6 +126,29 @@ def test_observed_statistics_of_a_column_with_nothing_observed_are_raw():
     mask = np.array([[0, 0], [1, 0]])
     # col 0 observed {2}: constant -> scale 1 around 2; col 1 nothing observed -> raw errors 2 and 3
     assert mae(truth, imputed, mask, source="observed") == pytest.approx((1 + 2 + 3) / 3, rel=1e-12)
+
+
+def test_statistics_from_other_rows():
+    truth, imputed, mask = _example()
+    # Score row 1 only (col 0 missing, error 1) with the min/max of all three rows: col 0 range 4 -> 0.25.
+    stats = scaling_statistics(truth)
+    assert rmse(truth[1:2], imputed[1:2], mask[1:2], statistics=stats) == pytest.approx(0.25, rel=1e-12)
+    # Without statistics, row 1 alone is a constant column: scale 1, raw error 1.
+    assert rmse(truth[1:2], imputed[1:2], mask[1:2]) == pytest.approx(1.0, rel=1e-12)
+    # The statistics of the scored rows themselves give exactly the default score.
+    for normalize in (True, "zscore"):
+        for source in ("truth", "observed"):
+            own = scaling_statistics(truth, mask, normalize=normalize, source=source)
+            assert rmse(truth, imputed, mask, normalize=normalize, statistics=own) == rmse(truth, imputed, mask, normalize=normalize, source=source)
+    observed = scaling_statistics(np.where(mask == 1, truth, np.nan), mask, source="observed")
+    np.testing.assert_array_equal(observed[0], [0.0, 10.0])
+    np.testing.assert_array_equal(observed[1], [4.0, 10.0])
+    images = np.arange(24.0).reshape(3, 2, 2, 2)
+    assert scaling_statistics(images)[0].shape == (8,)
+    with pytest.raises(ValueError, match="needs the mask"):
+        scaling_statistics(truth, source="observed")
+    with pytest.raises(ValueError, match="one per column"):
+        rmse(truth, imputed, mask, statistics=(np.zeros(3), np.ones(3)))
 
 
 def test_categorical_accuracy():
