@@ -1,38 +1,103 @@
-"""Reproduce the papers' imputation tables: RMSE (mean ± std over seeds) per model and dataset.
+"""Reproduce the papers' imputation tables: a score (mean ± std over seeds) per model and dataset.
 
     python -m training.benchmark --models mean,knn,mice,missforest,matrix,em,gain \\
         --datasets spam,letter,credit --miss-rate 0.2 --seeds 5
     python -m training.benchmark --models mean,knn --datasets spam --miss-rates 0.1,0.2,0.3,0.4,0.5 --seeds 3
     python -m training.benchmark --models mean,knn,gain --datasets credit --dims 5,10,15,20,23 --miss-rate 0.2
+    python -m training.benchmark --models mean,knn --datasets letter,credit --protocol kfold --seeds 5 \\
+        --norm-rows all                                   # EMFlow / MCFlow's "5 folds", Table 1 MCAR
+    python -m training.benchmark --models mean,knn --datasets breast --mcar-draw count --miss-rate 0.5 \\
+        --metric mse --norm zscore                        # MIWAE's notebooks
+    python -m training.benchmark --models mean,knn --datasets letter,credit --mechanism mar --miss-rate emflow
+    python -m training.benchmark --models mean,knn --datasets digits --mechanism square
 
-Protocol (GAIN's reference code, which g2lgn.md Table 1 follows): for each seed, remove entries of
-the whole table completely at random (MCAR) at the missing rate; fit the imputer on the incomplete
+Default protocol (GAIN's reference code, which g2lgn.md Table 1 follows): for each seed, remove entries
+of the whole table completely at random (MCAR) at the missing rate; fit the imputer on the incomplete
 table; impute that same table; RMSE over the removed entries after normalising truth and imputation
-with the truth's per-column min and max (`keraszoo.metrics.rmse`). `--protocol holdout` instead fits
-on 80% of the rows and scores the other 20% (inductive imputation of unseen rows).
-`--round-discrete` applies the reference code's last step before scoring: every column with fewer
-than 20 distinct observed values (in the rows the imputer was fitted on) has its imputations rounded
-to the nearest integer (`round_discrete_columns`). It is off by default: it is a post-processing the
-GAIN paper does not describe, and it raises RMSE on our tables (see benchmarks/results/README.md).
+with the truth's per-column min and max (`keraszoo.metrics.rmse`). Every switch below keeps that
+default when it is not given, so a results file's recorded command reproduces its numbers; every
+results file (markdown, CSV, plots) prints the value of every switch.
+
+Switches (see ../shared/notes/reference-implementations.md, section 8, for the papers' conventions):
+
+* `--protocol` -- which rows are fitted and which are scored:
+  `transductive` (default; GAIN's code, MIWAE's notebooks): fit on the incomplete table, impute it,
+  score every removed entry. `holdout`: one random 80/20 split of the rows from the seed (the first
+  80% of a seeded permutation); fit on the 80%, impute the unseen 20% and score their removed entries.
+  `kfold`: EMFlow's "five-fold cross-validation", implemented as MCFlow's code does it
+  (`util.create_k_fold`, which EMFlow says it follows): the seed shuffles the rows, the shuffled rows
+  are cut into 5 folds of int(0.2 n) rows (the last fold takes the remainder) and seed k tests on
+  fold k mod 5 and fits on the other four. Because the shuffle also depends on the seed, the five
+  "folds" of seeds 0..4 are five different random 80/20 splits, not a partition of the rows; we keep
+  that (it is what the published numbers come from). The test fold is never fitted on; it is imputed
+  by the fitted model and scored. In every protocol the mask is drawn for the whole table before the
+  split (as MCFlow's code), so the same seed removes the same entries under every protocol.
+* `--mechanism` -- how entries are removed: `mcar` (default), `mar` (EMFlow supplement eq. 26 through
+  `keraszoo.data.missingness.simulate(x, "mar", rate)`: the first floor(0.7 D) columns always
+  observed, the rest removed with a probability that depends on them), `mnar` (self-masking, larger
+  values more often missing, calibrated to the expected rate), and for image data sets (`digits`,
+  `mnist`) the MisConv image masks `square`, `trapezoid` and `noise` (one mask per image, drawn on
+  `load_dataset(name).images`). Under `mar` and `mnar` the mask is drawn on the columns in use (after
+  `--dims`), since it depends on their values; `mcar` draws it for the whole table and cuts it.
+* `--mcar-draw` (only with `--mechanism mcar`) -- `bernoulli` (default; GAIN, MCFlow, EMFlow): each
+  entry removed independently with probability = the missing rate; `count` (MIWAE's notebooks):
+  exactly floor(n * p * rate) entries of the n x p table, chosen uniformly without replacement. With
+  `--dims` the count is exact on the whole table, before the cut to the first d columns.
+* `--miss-rate R` / `--miss-rates R1,R2,...` -- a number in (0, 1): under `mcar` and `mnar` the
+  (expected) fraction of all entries; under `mar` the removal rate of the LAST 30% of the columns
+  (the calibrated form of eq. 26), not of all entries; under the image mechanisms the fraction of
+  each image removed. Under `mar` two words are accepted too: `eq26` (eq. 26 as written, no target
+  rate; the default under `mar`) and `emflow` (EMFlow's Table 4 MAR rate of each data set,
+  `keraszoo.data.missingness.emflow_mar_rate`). Defaults: 0.2 for `mcar` and `mnar`; `eq26` for
+  `mar`; MisConv's 1/4, 1/2, 3/4 for `square`, `trapezoid`, `noise`.
+* `--metric` -- `rmse` (default), `mse` (MIWAE's notebooks, which report the MSE, not its root) or
+  `mae`, each pooled over the removed entries of the scored rows (`keraszoo.metrics`).
+* `--norm` -- the units: `minmax` (default; per-column min-max, GAIN), `zscore` (per-column mean and
+  population std; MIWAE's notebooks standardise the complete data so), `none` (raw values).
+* `--norm-source` -- where the scaling statistics come from: `truth` (default; the complete data,
+  GAIN's `rmse_loss`, MIWAE's z-score) or `observed` (only the entries left after masking).
+* `--norm-rows` -- which rows they come from: `scored` (default; the rows being scored: the whole
+  table under `transductive`, the test rows otherwise) or `all` (every row of the table in use,
+  fitted and scored: MCFlow / EMFlow min-max the complete table before splitting it). Under
+  `transductive` the two are the same. For MIWAE's setting use `--mcar-draw count --metric mse
+  --norm zscore` (transductive); for EMFlow's use `--protocol kfold --norm-rows all`.
+* `--round-discrete` -- applies the reference code's last step before scoring: every column with
+  fewer than 20 distinct observed values (in the rows the imputer was fitted on) has its imputations
+  rounded to the nearest integer (`round_discrete_columns`). It is off by default: it is a
+  post-processing the GAIN paper does not describe, and it raises RMSE on our tables (see
+  benchmarks/results/README.md).
+* `--max-rows N` -- use a fixed random subset of N rows of each table (drawn with seed 0, the same
+  for every seed, model and switch, kept in file order), for quick runs; default: every row.
+* `--seeds S` -- seeds 0..S-1; the seed sets the mask, the split, the model and the shuffling.
+  Scores are reported as mean ± sample standard deviation over seeds (ddof = 1), with the number of
+  seeds beside it: "0.0528 ± 0.0011 (n=5)" (one seed: "0.0528 (n=1)", no ±).
+
+Images: the imputers get one row per image, [N, H * W] (the pixels flattened in row-major order, as
+`Dataset.numeric_array` does), and the metrics score those rows (`keraszoo.metrics` flattens N-D
+examples the same way, so the score is the same as on [N, H, W]).
 
 Sweeps: `--miss-rates 0.1,0.2,...` runs each rate (`--miss-rate R` is the one-rate form) and
 `--dims 5,10,...` runs on the first d feature columns of each table, in file order (label excluded).
 g2lgn.md Fig. 4 ("RMSE ... on Credit dataset for various dimension numbers") does not say which
-columns it keeps, so "the first d" is our choice. The mask is drawn for the whole table from the seed
-and then cut to those columns, so a smaller d scores a subset of the same removed entries and the
-curve is not blurred by a fresh mask per d. Every (model, dataset, rate, dims, seed) is one run.
+columns it keeps, so "the first d" is our choice. Under `mcar` the mask is drawn for the whole table
+from the seed and then cut to those columns, so a smaller d scores a subset of the same removed
+entries and the curve is not blurred by a fresh mask per d. Every (model, dataset, rate, dims, seed)
+is one run.
 
-Outputs, for `--output PATH.md`: PATH.md (markdown with the exact command, machine, versions and
-protocol; also printed), PATH.csv (one row per run: model, dataset, miss_rate, dims, seed, rmse,
-fit_seconds) and, when a sweep has more than one value, PNG plots beside them:
-PATH_rmse_vs_missing_rate.png and/or PATH_rmse_vs_dims.png (one line per model, error bars = std over
-seeds, one panel per dataset; needs matplotlib). Progress goes to stderr: a live bar on a terminal,
-a line per finished run otherwise, nothing with --quiet.
+Outputs, for `--output PATH.md`: PATH.md (markdown with the exact command, machine, versions, protocol
+and every switch; also printed), PATH.csv (one row per run: model, dataset, miss_rate, dims, seed, the
+score under the metric's name (rmse, mse or mae), fit_seconds, missing_fraction (the fraction of the
+table's entries removed), then one column per switch) and, when a sweep has more than one value, PNG
+plots beside them: PATH_rmse_vs_missing_rate.png and/or PATH_rmse_vs_dims.png ("rmse" is the metric's
+name; one line per model, error bars = sample std over seeds, one panel per dataset, the switches in
+the figure's title; needs matplotlib). Progress goes to stderr: a live bar on a terminal, a line per
+finished run otherwise, nothing with --quiet.
 """
 import argparse
 import collections
 import csv
 import datetime
+import math
 import os
 import platform
 import shlex
@@ -56,28 +121,92 @@ PAPER_MISS_RATE = 0.2
 #: GAIN's reference code rounds the imputations of columns with fewer distinct observed values than this.
 DISCRETE_MAX_LEVELS = 20
 
-#: One finished run. `rmse` and `fit_seconds` come first so `run[0]`, `run[1]` read as before sweeps existed;
-#: `dims` is the number of columns actually used.
-Run = collections.namedtuple("Run", "rmse fit_seconds miss_rate dims seed")
-CSV_COLUMNS = ("model", "dataset", "miss_rate", "dims", "seed", "rmse", "fit_seconds")
+PROTOCOLS = ("transductive", "holdout", "kfold")
+#: `holdout`: the fraction of rows fitted on; `kfold`: the number of folds (MCFlow's fold size int(0.2 n)).
+HOLDOUT_TRAIN_FRACTION = 0.8
+KFOLD_FOLDS = 5
+TABULAR_MECHANISMS = ("mcar", "mar", "mnar")
+IMAGE_MECHANISMS = ("square", "trapezoid", "noise")
+MCAR_DRAWS = ("bernoulli", "count")
+METRICS = ("rmse", "mse", "mae")
+NORMS = ("minmax", "zscore", "none")
+NORM_SOURCES = ("truth", "observed")
+NORM_ROWS = ("scored", "all")
+#: Words `--miss-rate` accepts under `--mechanism mar`.
+MAR_RATE_WORDS = ("eq26", "emflow")
+#: Seed of the row subset of `--max-rows` (fixed: the same rows for every run seed).
+SUBSET_SEED = 0
+
+#: The switches, in the order the reports print them: (name in args, flag, default).
+SWITCHES = (
+    ("protocol", "--protocol", "transductive"),
+    ("mechanism", "--mechanism", "mcar"),
+    ("mcar_draw", "--mcar-draw", "bernoulli"),
+    ("metric", "--metric", "rmse"),
+    ("norm", "--norm", "minmax"),
+    ("norm_source", "--norm-source", "truth"),
+    ("norm_rows", "--norm-rows", "scored"),
+    ("round_discrete", "--round-discrete", False),
+    ("max_rows", "--max-rows", None),
+)
+
+#: One finished run. `score` (under `--metric`) and `fit_seconds` come first so `run[0]`, `run[1]` read
+#: as before sweeps existed; `dims` is the number of columns actually used; `missing_fraction` the
+#: fraction of the table's entries (all rows, columns used) that the mask removed.
+Run = collections.namedtuple("Run", "score fit_seconds miss_rate dims seed missing_fraction")
+CSV_RUN_COLUMNS = ("model", "dataset", "miss_rate", "dims", "seed")
 PLOT_SUFFIXES = {"miss_rate": "_rmse_vs_missing_rate.png", "dims": "_rmse_vs_dims.png"}
+METRIC_NAMES = {"rmse": "RMSE", "mse": "MSE", "mae": "MAE"}
+
+
+def csv_columns(metric="rmse"):
+    """The CSV header: the run's coordinates, the score (named after the metric), then every switch."""
+    return CSV_RUN_COLUMNS + (metric, "fit_seconds", "missing_fraction") + tuple(name for name, _, _ in SWITCHES)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m training.benchmark",
         description=__doc__.split("\n\n")[0],
+        epilog="Every switch is described in the module docstring (python -c 'import training.benchmark as b; help(b)').",
     )
     parser.add_argument("--models", default="mean,knn,mice,missforest,matrix,em,gain", help="comma-separated registered model names")
     parser.add_argument("--datasets", default="spam,letter,credit", help="comma-separated dataset names")
     rates = parser.add_mutually_exclusive_group()
-    rates.add_argument("--miss-rate", type=float, default=None, help="MCAR missing rate in (0, 1) (default 0.2)")
-    rates.add_argument("--miss-rates", default=None, metavar="R1,R2,...", help="sweep: comma-separated MCAR missing rates in (0, 1)")
+    rates.add_argument(
+        "--miss-rate", default=None,
+        help="missing rate in (0, 1) (default 0.2; under --mechanism mar: the rate of the last 30%% of columns, or eq26 "
+        "(default) or emflow; image mechanisms: the fraction of each image, default MisConv's)",
+    )
+    rates.add_argument("--miss-rates", default=None, metavar="R1,R2,...", help="sweep: comma-separated missing rates, as --miss-rate")
     parser.add_argument(
         "--dims", default=None, metavar="D1,D2,...", help="sweep: use the first d feature columns of each table (default: all columns)"
     )
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
-    parser.add_argument("--protocol", choices=["transductive", "holdout"], default="transductive")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1) (default 5)")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default="transductive",
+        help="transductive: fit on the incomplete table and impute it (GAIN's code); holdout: fit on 80%% of the rows, score the "
+        "other 20%%; kfold: EMFlow/MCFlow's 5 folds (seed k tests on fold k mod 5 of a seeded shuffle) (default transductive)",
+    )
+    parser.add_argument(
+        "--mechanism", choices=TABULAR_MECHANISMS + IMAGE_MECHANISMS, default="mcar",
+        help="missingness: mcar, mar (EMFlow eq. 26), mnar (self-masking); square, trapezoid, noise for image data sets (default mcar)",
+    )
+    parser.add_argument(
+        "--mcar-draw", choices=MCAR_DRAWS, default="bernoulli",
+        help="MCAR: bernoulli (each entry with probability rate) or count (exactly floor(n*p*rate) entries, MIWAE) (default bernoulli)",
+    )
+    parser.add_argument("--metric", choices=METRICS, default="rmse", help="score over the removed entries (default rmse)")
+    parser.add_argument("--norm", choices=NORMS, default="minmax", help="units of the score: per-column min-max, z-score or raw (default minmax)")
+    parser.add_argument(
+        "--norm-source", choices=NORM_SOURCES, default="truth",
+        help="scaling statistics from the complete data (truth) or its observed entries only (default truth)",
+    )
+    parser.add_argument(
+        "--norm-rows", choices=NORM_ROWS, default="scored",
+        help="scaling statistics from the scored rows or from every row of the table (default scored)",
+    )
+    parser.add_argument("--max-rows", type=int, default=None, metavar="N", help="use a fixed random subset of N rows of each table (default: all)")
     parser.add_argument("--data-dir", default=None, help="data directory (default: $KERASZOO_DATA_DIR)")
     parser.add_argument(
         "--output", default=None, help="markdown file; the CSV and plots go beside it (default: benchmarks/results/uci_mcar<rate>.md)"
@@ -115,19 +244,14 @@ def parse_args(argv=None):
         if name not in list_datasets():
             parser.error(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
 
-    if args.miss_rates is not None:
-        args.miss_rates = _parse_list(parser, "--miss-rates", args.miss_rates, float, "numbers")
-        for rate in args.miss_rates:
-            if not 0.0 < rate < 1.0:
-                parser.error(f"--miss-rates must each be in (0, 1), got {rate}")
-    else:
-        rate = PAPER_MISS_RATE if args.miss_rate is None else args.miss_rate
-        if not 0.0 < rate < 1.0:
-            parser.error(f"--miss-rate must be in (0, 1), got {rate}")
-        args.miss_rates = [rate]
+    if args.mcar_draw != "bernoulli" and args.mechanism != "mcar":
+        parser.error(f"--mcar-draw {args.mcar_draw} applies to --mechanism mcar only, not {args.mechanism}")
+    args.miss_rates = _parse_rates(parser, args)
     args.miss_rate = args.miss_rates[0]  # the one-rate form, for titles and the default file name
 
     if args.dims is not None:
+        if args.mechanism in IMAGE_MECHANISMS:
+            parser.error(f"--dims does not apply to image masks (--mechanism {args.mechanism}): an image keeps all its pixels")
         args.dims = _parse_list(parser, "--dims", args.dims, int, "whole numbers")
         for d in args.dims:
             if d < 1:
@@ -136,8 +260,54 @@ def parse_args(argv=None):
         args.dims = [None]  # every column
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    if args.max_rows is not None and args.max_rows < 10:
+        parser.error(f"--max-rows must be at least 10, got {args.max_rows}")
     args.overrides = _parse_overrides(parser, args.set, args.models)
     return args
+
+
+def _rate_value(text):
+    text = text.strip()
+    return text.lower() if text.lower() in MAR_RATE_WORDS else float(text)
+
+
+def _parse_rates(parser, args):
+    """The missing rates: floats in (0, 1), or under `mar` the words eq26 / emflow."""
+    flag = "--miss-rates" if args.miss_rates is not None else "--miss-rate"
+    text = args.miss_rates if args.miss_rates is not None else args.miss_rate
+    if text is None:  # the mechanism's default
+        if args.mechanism == "mar":
+            return ["eq26"]
+        if args.mechanism in IMAGE_MECHANISMS:
+            from keraszoo.data.missingness import IMAGE_DEFAULT_RATES
+
+            return [IMAGE_DEFAULT_RATES[args.mechanism]]
+        return [PAPER_MISS_RATE]
+    try:
+        rates = _unique(_rate_value(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        extra = " (or the words eq26, emflow under --mechanism mar)" if args.mechanism == "mar" else ""
+        parser.error(f"{flag} expects comma-separated numbers{extra}, e.g. {flag} 0.1,0.2,0.3; got {text!r}")
+    if not rates:
+        parser.error(f"{flag} needs at least one value")
+    if flag == "--miss-rate" and len(rates) > 1:
+        parser.error(f"--miss-rate takes one value; use --miss-rates for a sweep, got {text!r}")
+    what = "--miss-rates must each be" if flag == "--miss-rates" else "--miss-rate must be"
+    for rate in rates:
+        if isinstance(rate, str):
+            if args.mechanism != "mar":
+                parser.error(f"{flag} {rate} applies to --mechanism mar only (EMFlow's MAR), not {args.mechanism}")
+            if rate == "emflow":
+                from keraszoo.data import missingness
+
+                for name in args.datasets:
+                    try:
+                        missingness.emflow_mar_rate(name)
+                    except ValueError as err:
+                        parser.error(f"{flag} emflow: {err}")
+        elif not 0.0 < rate < 1.0:
+            parser.error(f"{what} in (0, 1), got {rate:g}")
+    return rates
 
 
 def _unique(items):
@@ -180,6 +350,35 @@ def check_dims(dims, tables):
     return None
 
 
+def load_tables(args):
+    """dataset -> complete float64 array: [rows, columns] tables, or [N, H, W] images under an image
+    mechanism; `--max-rows` subsets applied. Raises SystemExit (a parser error) for a data set without
+    images under an image mechanism."""
+    from keraszoo.data import load_dataset
+
+    tables = {}
+    for name in args.datasets:
+        dataset = load_dataset(name, data_dir=args.data_dir)
+        if args.mechanism in IMAGE_MECHANISMS:
+            if dataset.images is None:
+                build_parser().error(
+                    f"--mechanism {args.mechanism} needs image data sets; {name!r} has no images (image data sets: digits, mnist)"
+                )
+            table = np.asarray(dataset.images, dtype=np.float64)
+        else:
+            table = dataset.numeric_array()
+        tables[name] = subset_rows(table, args.max_rows)
+    return tables
+
+
+def subset_rows(table, max_rows):
+    """`table` itself, or a fixed random subset of `max_rows` rows (seed SUBSET_SEED), in file order."""
+    if max_rows is None or max_rows >= len(table):
+        return table
+    rows = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(table))[:max_rows])
+    return table[rows]
+
+
 def round_discrete_columns(imputed, incomplete, fitted_on, max_levels=DISCRETE_MAX_LEVELS):
     """`imputed` with its imputed entries (NaN in `incomplete`, the rows it completes) rounded to the
     nearest integer in every column that has fewer than `max_levels` distinct observed values in
@@ -194,20 +393,83 @@ def round_discrete_columns(imputed, incomplete, fitted_on, max_levels=DISCRETE_M
     return rounded
 
 
-def run_one(model, params, truth, seed, miss_rate, protocol, dims=None, round_discrete=False):
-    """Fit and score one (model, dataset, rate, dims, seed); returns (rmse, fit seconds).
+# --------------------------------------------------------------------------------------------------
+# masks, splits and one run
+def mcar_count_mask(shape, rate, seed):
+    """MIWAE's MCAR: exactly floor(size * rate) entries of an array of `shape` removed, chosen uniformly
+    without replacement (size = the number of entries, n * p for a table); 1 = observed."""
+    size = int(np.prod(shape))
+    mask = np.ones(size, dtype=np.float32)
+    mask[np.random.default_rng(seed).choice(size, size=int(math.floor(size * rate)), replace=False)] = 0.0
+    return mask.reshape(shape)
 
-    `dims`: use only the first `dims` columns (None: all). The mask is drawn for the whole table and
-    cut, so runs that differ only in `dims` share their removed entries. `round_discrete`: round the
-    imputations as GAIN's reference code does (`round_discrete_columns`) before scoring.
+
+def resolve_rate(rate, mechanism, dataset):
+    """The `rate` argument of `keraszoo.data.missingness.simulate` for a rate of `--miss-rate(s)`."""
+    if rate == "eq26":
+        return None
+    if rate == "emflow":
+        from keraszoo.data.missingness import emflow_mar_rate
+
+        return emflow_mar_rate(dataset)
+    return rate
+
+
+def draw_mask(table, seed, rate, mechanism="mcar", mcar_draw="bernoulli", dims=None, dataset=None):
+    """The mask (1 observed, 0 missing) of one run, with the shape of `table[:, :dims]` (images: of `table`).
+
+    `mcar` is drawn for the whole table and cut to the first `dims` columns (so runs that differ only in
+    `dims` share their removed entries); `mar` and `mnar` depend on the values and are drawn on the
+    columns used; image mechanisms on the images [N, H, W]."""
+    from keraszoo.data.missingness import mcar_mask, simulate
+
+    if mechanism == "mcar":
+        full = mcar_count_mask(table.shape, rate, seed) if mcar_draw == "count" else mcar_mask(table.shape, rate, seed=seed)
+        return full[:, :dims]
+    if mechanism in IMAGE_MECHANISMS:
+        return simulate(table, mechanism, rate=rate, seed=seed)
+    return simulate(table[:, :dims], mechanism, rate=resolve_rate(rate, mechanism, dataset), seed=seed)
+
+
+def split_rows(n, seed, protocol):
+    """(fitted rows, scored rows) of one run: index arrays, or slice(None) for every row (transductive)."""
+    if protocol == "transductive":
+        return slice(None), slice(None)
+    order = np.random.default_rng(seed).permutation(n)
+    if protocol == "holdout":
+        cut = int(HOLDOUT_TRAIN_FRACTION * n)
+        return order[:cut], order[cut:]
+    if protocol == "kfold":  # MCFlow's util.create_k_fold on rows shuffled by the seed
+        size = int(n / KFOLD_FOLDS)
+        k = seed % KFOLD_FOLDS
+        stop = n if k == KFOLD_FOLDS - 1 else (k + 1) * size
+        return np.concatenate([order[: k * size], order[stop:]]), order[k * size : stop]
+    raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+
+
+def settings_of(args):
+    """{switch name: value} of every switch (SWITCHES), from parsed arguments (missing ones: defaults)."""
+    return {name: getattr(args, name, default) for name, _, default in SWITCHES}
+
+
+def run_one(model, params, truth, seed, miss_rate, settings=None, dims=None, dataset=None):
+    """Fit and score one (model, dataset, rate, dims, seed); returns (score, fit seconds, missing fraction).
+
+    `truth`: the complete table [rows, columns], or images [N, H, W] under an image mechanism.
+    `settings`: {switch: value} (`settings_of`); missing switches take their defaults. `dims`: use only
+    the first `dims` columns (None: all). `dataset`: its name (for `--miss-rate emflow`).
     """
     from keraszoo import metrics
-    from keraszoo.data import mcar_mask
     from keraszoo.registry import model_parameters
     from keraszoo.sklearn import ZooImputer
 
-    mask = mcar_mask(truth.shape, miss_rate, seed=seed)[:, :dims]
-    truth = truth[:, :dims]
+    s = {name: default for name, _, default in SWITCHES}
+    s.update(settings or {})
+    mask = draw_mask(truth, seed, miss_rate, s["mechanism"], s["mcar_draw"], dims, dataset)
+    truth = truth[:, :dims] if truth.ndim == 2 else truth
+    n = len(truth)
+    # The imputers take one row per example: images [N, H, W] become [N, H * W].
+    truth, mask = truth.reshape(n, -1), mask.reshape(n, -1)
     incomplete = np.where(mask == 1, truth, np.nan)
     params = dict(params)
     if "seed" in model_parameters(model):
@@ -215,23 +477,24 @@ def run_one(model, params, truth, seed, miss_rate, protocol, dims=None, round_di
     elif "random_state" in model_parameters(model):
         params.setdefault("random_state", seed)
     imputer = ZooImputer(model, **params)
-    if protocol == "transductive":
-        start = time.perf_counter()
-        imputed = imputer.fit(incomplete).transform(incomplete)
-        seconds = time.perf_counter() - start
-        if round_discrete:
-            imputed = round_discrete_columns(imputed, incomplete, incomplete)
-        return metrics.rmse(truth, imputed, mask), seconds
-    order = np.random.default_rng(seed).permutation(len(truth))
-    cut = int(0.8 * len(truth))
-    train, test = order[:cut], order[cut:]
+    fit_rows, scored_rows = split_rows(n, seed, s["protocol"])
     start = time.perf_counter()
-    imputer.fit(incomplete[train])
-    seconds = time.perf_counter() - start
-    imputed = imputer.transform(incomplete[test])
-    if round_discrete:
-        imputed = round_discrete_columns(imputed, incomplete[test], incomplete[train])
-    return metrics.rmse(truth[test], imputed, mask[test]), seconds
+    if s["protocol"] == "transductive":
+        imputed = imputer.fit(incomplete).transform(incomplete)  # fit time includes the imputation, as before
+        seconds = time.perf_counter() - start
+    else:
+        imputer.fit(incomplete[fit_rows])
+        seconds = time.perf_counter() - start
+        imputed = imputer.transform(incomplete[scored_rows])
+    if s["round_discrete"]:
+        imputed = round_discrete_columns(imputed, incomplete[scored_rows], incomplete[fit_rows])
+    statistics = None
+    if s["norm"] != "none":
+        rows = scored_rows if s["norm_rows"] == "scored" else slice(None)
+        statistics = metrics.scaling_statistics(truth[rows], mask[rows], normalize=s["norm"], source=s["norm_source"])
+    score_fn = {"rmse": metrics.rmse, "mse": metrics.mse, "mae": metrics.mae}[s["metric"]]
+    score = score_fn(truth[scored_rows], imputed, mask[scored_rows], normalize=s["norm"], statistics=statistics)
+    return score, seconds, float(1.0 - mask.mean(dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,8 +562,18 @@ def machine_description():
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, TensorFlow {tf.__version__}, {platform.system()}"
 
 
+
 def _percent(rate):
     return f"{rate * 100:g}%"
+
+
+def _rate_label(rate):
+    """A missing rate for tables and progress: '20%', or the MAR words 'eq. 26' and 'EMFlow Table 4'."""
+    if rate == "eq26":
+        return "eq. 26"
+    if rate == "emflow":
+        return "EMFlow Table 4"
+    return _percent(rate)
 
 
 def _group(results):
@@ -316,44 +589,201 @@ def _columns_used(dims, ncols):
     return ncols if dims is None else dims
 
 
+def sample_std(scores):
+    """Sample standard deviation (ddof = 1); 0.0 for a single score (no spread to estimate)."""
+    return float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
+
+
 def _mean_std(runs):
-    scores = [r.rmse for r in runs]
-    return f"{np.mean(scores):.4f} ± {np.std(scores):.4f}"
+    """'mean ± sample std (n=seeds)', e.g. '0.0528 ± 0.0011 (n=5)'; one run: '0.0528 (n=1)'."""
+    scores = [r.score for r in runs]
+    if len(scores) == 1:
+        return f"{scores[0]:.4f} (n=1)"
+    return f"{np.mean(scores):.4f} ± {sample_std(scores):.4f} (n={len(scores)})"
 
 
 def sidecar_paths(output, args):
     """The CSV and PNG files written beside the markdown `output`."""
     stem = os.path.splitext(output)[0]
     paths = {"csv": stem + ".csv"}
+    metric = getattr(args, "metric", "rmse")
     if len(args.miss_rates) > 1:
-        paths["miss_rate"] = stem + PLOT_SUFFIXES["miss_rate"]
+        paths["miss_rate"] = stem + PLOT_SUFFIXES["miss_rate"].replace("rmse", metric)
     if len(args.dims) > 1:
-        paths["dims"] = stem + PLOT_SUFFIXES["dims"]
+        paths["dims"] = stem + PLOT_SUFFIXES["dims"].replace("rmse", metric)
     return paths
+
+
+def _paper_units(args):
+    """g2lgn.md Table 1's kind of score: Bernoulli MCAR on full tables, RMSE on the truth's min-max."""
+    s = settings_of(args)
+    return (
+        s["mechanism"] == "mcar" and s["mcar_draw"] == "bernoulli" and s["metric"] == "rmse" and s["norm"] == "minmax"
+        and s["norm_source"] == "truth" and s["max_rows"] is None
+    )
+
+
+def _paper_comparable(args):
+    """g2lgn.md Table 1's setting: 20% Bernoulli MCAR on every column, RMSE on the truth's min-max."""
+    return args.miss_rate == PAPER_MISS_RATE and args.dims == [None] and _paper_units(args)
+
+
+def _switch_value(args, name, default):
+    value = getattr(args, name, default)
+    if name == "round_discrete":
+        return "on" if value else "off"
+    if name == "max_rows":
+        return "all rows" if value is None else str(value)
+    return str(value)
+
+
+def settings_summary(args):
+    """One line with every switch, e.g. for a plot's title: 'protocol=transductive, mechanism=mcar, ...'."""
+    rates = ",".join(str(r) for r in args.miss_rates)
+    parts = [f"{flag[2:]}={_switch_value(args, name, default)}" for name, flag, default in SWITCHES]
+    return ", ".join(parts[:3] + [f"miss-rate={rates}"] + parts[3:] + [f"seeds={args.seeds}"])
+
+
+def _rate_meaning(args):
+    m = getattr(args, "mechanism", "mcar")
+    if m == "mar":
+        words = [r for r in args.miss_rates if isinstance(r, str)]
+        text = "under MAR a number is the removal rate of the last 30% of the columns (calibrated eq. 26), not of all entries"
+        if "eq26" in words:
+            text += "; eq26 is eq. 26 as written (no target rate: every removal probability >= 0.5 on min-max data)"
+        if "emflow" in words:
+            from keraszoo.data.missingness import emflow_mar_rate
+
+            text += "; emflow is EMFlow's Table 4 rate of each data set (" + ", ".join(
+                f"{d} {emflow_mar_rate(d):g}" for d in args.datasets) + ")"
+        return text
+    if m in IMAGE_MECHANISMS:
+        return "the fraction of each image removed"
+    if m == "mnar":
+        return "the expected fraction of all entries removed"
+    if getattr(args, "mcar_draw", "bernoulli") == "count":
+        return "exactly floor(n * p * rate) entries of the n x p table removed"
+    return "each entry removed with this probability"
+
+
+SWITCH_TEXT = {
+    ("protocol", "transductive"): "fit on the incomplete table, impute it, score every removed entry (GAIN's code)",
+    ("protocol", "holdout"): "fit on a random 80% of the rows (from the seed), impute the other 20% (never fitted on), score their removed entries",
+    ("protocol", "kfold"): (
+        "EMFlow's 5 folds as MCFlow's code: the seed shuffles the rows, seed k tests on fold k mod 5 (int(0.2 n) rows, the last "
+        "fold takes the remainder) and fits on the rest; the test fold is never fitted on. The shuffle depends on the seed, so "
+        "the folds of different seeds are different random 80/20 splits, not a partition"
+    ),
+    ("mechanism", "mcar"): "missing completely at random over the whole table",
+    ("mechanism", "mar"): "EMFlow supplement eq. 26 (`simulate(x, 'mar', rate)`): the first floor(0.7 D) columns always observed, the others removed with a probability depending on them",
+    ("mechanism", "mnar"): "self-masking (`simulate(x, 'mnar', rate)`): larger values more often missing, calibrated to the expected rate",
+    ("mechanism", "square"): "MisConv's square: one random block of a quarter of each image (by default)",
+    ("mechanism", "trapezoid"): "MisConv's trapezoid: one random trapezoid covering half of each image (by default)",
+    ("mechanism", "noise"): "MisConv's noise: exactly round(rate H W) random pixels removed per image",
+    ("mcar_draw", "bernoulli"): "each entry independently (GAIN, MCFlow, EMFlow)",
+    ("mcar_draw", "count"): "exactly floor(n * p * rate) entries chosen uniformly without replacement (MIWAE's notebooks)",
+    ("metric", "rmse"): "root mean squared error over the removed entries of the scored rows",
+    ("metric", "mse"): "mean squared error (no root; MIWAE's notebooks) over the removed entries of the scored rows",
+    ("metric", "mae"): "mean absolute error over the removed entries of the scored rows",
+    ("norm", "minmax"): "per-column min-max units (GAIN)",
+    ("norm", "zscore"): "per-column z-score units: (v - mean) / population std (MIWAE's notebooks)",
+    ("norm", "none"): "raw units",
+    ("norm_source", "truth"): "scaling statistics from the complete data (GAIN's rmse_loss, MIWAE's z-score)",
+    ("norm_source", "observed"): "scaling statistics from the observed entries only",
+    ("norm_rows", "scored"): "scaling statistics from the scored rows",
+    ("norm_rows", "all"): "scaling statistics from every row of the table in use, fitted and scored (MCFlow / EMFlow scale the complete table before splitting)",
+}
+
+
+def settings_lines(args, ncols=None):
+    """The report's "Settings" list: every switch with its value and meaning, default or not."""
+    ncols = ncols or {}
+    s = settings_of(args)
+    lines = ["Settings (every switch; see `python -m training.benchmark --help` and the module docstring):", ""]
+    for name, flag, default in SWITCHES:
+        value = s[name]
+        if name == "mcar_draw" and s["mechanism"] != "mcar":
+            lines.append(f"- `{flag} {value}`: not used (--mechanism {s['mechanism']}).")
+        elif name == "norm_source" and s["norm"] == "none":
+            lines.append(f"- `{flag} {value}`: not used (--norm none).")
+        elif name == "norm_rows" and s["norm"] == "none":
+            lines.append(f"- `{flag} {value}`: not used (--norm none).")
+        elif name == "norm_rows" and s["protocol"] == "transductive":
+            lines.append(f"- `{flag} {value}`: the same as `all` under the transductive protocol (every row is scored).")
+        elif name == "round_discrete":
+            lines.append(
+                f"- `{flag}`: "
+                + (f"on (imputations of columns with fewer than {DISCRETE_MAX_LEVELS} distinct observed values are rounded)." if value
+                   else "off (imputations are scored as they are).")
+            )
+        elif name == "max_rows":
+            lines.append(
+                f"- `{flag}`: " + ("all rows." if value is None else
+                                   f"{value} (a fixed random subset of each table's rows, drawn with seed {SUBSET_SEED}, the same for every run).")
+            )
+        else:
+            lines.append(f"- `{flag} {value}`: {SWITCH_TEXT[(name, value)]}.")
+        if name == "mcar_draw":
+            rates = ", ".join(_rate_label(r) for r in args.miss_rates)
+            lines.append(f"- `--miss-rate{'s' if len(args.miss_rates) > 1 else ''} {','.join(str(r) for r in args.miss_rates)}` ({rates}): {_rate_meaning(args)}.")
+    lines.append(
+        f"- `--seeds {args.seeds}`: seeds 0..{args.seeds - 1}; ± is the sample standard deviation over the seeds (ddof = 1), "
+        "with the number of seeds beside it as (n=...)."
+    )
+    lines.append("")
+    return lines
+
+
+def _mechanism_title(args):
+    s = settings_of(args)
+    if s["mechanism"] == "mcar":
+        return "MCAR" + (" (exact count)" if s["mcar_draw"] == "count" else "")
+    if s["mechanism"] in IMAGE_MECHANISMS:
+        return f"{s['mechanism']} image masks"
+    return s["mechanism"].upper()
 
 
 def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
     """The report. `ncols`: dataset -> number of feature columns; `paths`: from `sidecar_paths`."""
     ncols = ncols or {}
     paths = paths or {}
+    s = settings_of(args)
+    metric = METRIC_NAMES[s["metric"]]
+    mech = _mechanism_title(args)
     rate_sweep, dims_sweep = len(args.miss_rates) > 1, len(args.dims) > 1
+    single_rate = _rate_label(args.miss_rate)
+    where = "images" if s["mechanism"] in IMAGE_MECHANISMS else "UCI tables"
     if rate_sweep and dims_sweep:
-        title = f"# RMSE vs missing rate and number of dimensions, MCAR ({args.protocol} protocol)"
+        title = f"# {metric} vs missing rate and number of dimensions, {mech} ({args.protocol} protocol)"
     elif rate_sweep:
-        title = f"# RMSE vs missing rate, MCAR ({args.protocol} protocol)"
+        title = f"# {metric} vs missing rate, {mech} ({args.protocol} protocol)"
     elif dims_sweep:
-        title = f"# RMSE vs number of dimensions, {int(round(args.miss_rate * 100))}% MCAR ({args.protocol} protocol)"
+        title = f"# {metric} vs number of dimensions, {single_rate} {mech} ({args.protocol} protocol)"
     else:
-        title = f"# RMSE on UCI tables, {int(round(args.miss_rate * 100))}% MCAR ({args.protocol} protocol)"
+        title = f"# {metric} on {where}, {single_rate} {mech} ({args.protocol} protocol)"
     if args.dims == [None]:
         columns = "Every column of each table is used (label column excluded)"
+        if s["mechanism"] in IMAGE_MECHANISMS:
+            columns = "Every pixel of each image is used; the imputers get one row of H x W pixels per image"
     else:
         columns = (
             f"Dimensions {', '.join(map(str, args.dims))}: a run with d dimensions uses the first d feature columns of the table "
             "in file order (label column excluded); g2lgn.md Fig. 4 does not say which columns it keeps, so that choice is ours. "
-            "The mask is drawn for the whole table from the seed and cut to those columns, so a smaller d scores a subset of the "
-            "same removed entries"
+            + ("The mask is drawn for the whole table from the seed and cut to those columns, so a smaller d scores a subset of the "
+               "same removed entries" if s["mechanism"] == "mcar" else
+               f"The {s['mechanism'].upper()} mask depends on the values, so it is drawn on the d columns used")
         )
+    protocol = {
+        "transductive": "fit on the incomplete table, impute it, score its removed entries (as GAIN's reference code and g2lgn.md Table 1)",
+        "holdout": "fit on a random 80% of rows, impute the other 20% (unseen), score their removed entries",
+        "kfold": "EMFlow / MCFlow's 5 folds: seed k fits on four folds of a seeded shuffle and scores fold k mod 5 (unseen)",
+    }[args.protocol]
+    units = {"minmax": "normalised by the", "zscore": "z-scored with the", "none": "in raw units"}[s["norm"]]
+    if s["norm"] != "none":
+        units += (" truth's" if s["norm_source"] == "truth" else " observed entries'") + " per-column " + (
+            "min/max" if s["norm"] == "minmax" else "mean/std") + (
+            " of the scored rows" if s["norm_rows"] == "scored" and args.protocol != "transductive" else
+            " of the whole table" if args.protocol == "transductive" else " of every row")
     lines = [
         title,
         "",
@@ -362,15 +792,10 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}. Total wall time: {elapsed / 60:.1f} min.",
         "",
         "Protocol: "
-        + (
-            "as GAIN's reference code and g2lgn.md Table 1 — MCAR over the whole table, fit on the incomplete table, impute it, "
-            "RMSE over the removed entries normalised by the truth's per-column min/max."
-            if args.protocol == "transductive"
-            else "MCAR over the whole table; fit on a random 80% of rows, impute the other 20% (unseen), RMSE over their removed entries, "
-            "normalised by the truth's per-column min/max."
-        )
-        + (f" Missing rates: {', '.join(_percent(r) for r in args.miss_rates)}." if rate_sweep else "")
-        + f" Seeds 0..{args.seeds - 1} (the seed sets the mask, the model and the shuffling). {columns}. Model parameters are the zoo's defaults"
+        + (f"{mech} over the whole table" if s["mechanism"] == "mcar" else f"{mech} masks")
+        + f"; {protocol}; {metric} over the removed entries, {units}."
+        + (f" Missing rates: {', '.join(_rate_label(r) for r in args.miss_rates)}." if rate_sweep else "")
+        + f" Seeds 0..{args.seeds - 1} (the seed sets the mask, the split, the model and the shuffling). {columns}. Model parameters are the zoo's defaults"
         + ("" if not any(args.overrides.values()) else f", with overrides {args.overrides}")
         + "."
         + (
@@ -382,11 +807,12 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         + "".join(f" {note.strip()}" for note in getattr(args, "note", [])),
         "",
     ]
+    lines += settings_lines(args, ncols)
     # Links relative to the markdown, which sits beside its CSV and plots.
     if "csv" in paths:
         name = os.path.basename(paths["csv"])
-        lines += [f"Per-run numbers: [`{name}`]({name}) (columns {', '.join(CSV_COLUMNS)}).", ""]
-    for key, what in (("miss_rate", "RMSE vs missing rate"), ("dims", "RMSE vs number of dimensions")):
+        lines += [f"Per-run numbers: [`{name}`]({name}) (columns {', '.join(csv_columns(s['metric']))}).", ""]
+    for key, what in (("miss_rate", f"{metric} vs missing rate"), ("dims", f"{metric} vs number of dimensions")):
         if key in paths:
             lines += [f"![{what}]({os.path.basename(paths[key])})", ""]
     if rate_sweep or dims_sweep:
@@ -397,11 +823,13 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
 
 
 def _single_tables(args, results):
-    # Table 1 is 20% MCAR on every column; a paper column elsewhere would compare unlike with unlike.
-    paper = args.miss_rate == PAPER_MISS_RATE and args.dims == [None]
+    # Table 1 is 20% Bernoulli MCAR on every column, RMSE; a paper column elsewhere would compare unlike with unlike.
+    paper = _paper_comparable(args)
+    metric = METRIC_NAMES[settings_of(args)["metric"]]
     lines = [
-        "RMSE, mean ± std over seeds (lower is better)"
-        + ("; paper = g2lgn.md Table 1 where it reports the model." if paper else " (g2lgn.md Table 1 is at 20% MCAR on every column, so no paper column)."),
+        f"{metric}, mean ± sample std over seeds (ddof = 1, n = number of seeds; lower is better)"
+        + ("; paper = g2lgn.md Table 1 where it reports the model." if paper else
+           " (g2lgn.md Table 1 is RMSE at 20% Bernoulli MCAR on every column, min-max units, so no paper column)."),
         "",
         "| model | " + " | ".join(f"{d} (ours) | {d} (paper)" if paper else d for d in args.datasets) + " | mean fit time (s) |",
         "|---|" + ("---|---|" if paper else "---|") * len(args.datasets) + "---|",
@@ -423,22 +851,25 @@ def _single_tables(args, results):
 
 
 def _sweep_tables(args, results, ncols):
-    """One RMSE table and one fit-time table per dataset (and per value of the other sweep if both sweep)."""
+    """One score table and one fit-time table per dataset (and per value of the other sweep if both sweep)."""
     groups = _group(results)
     rate_sweep = len(args.miss_rates) > 1
-    lines = ["RMSE, mean ± std over seeds (lower is better); fit time in seconds, mean over seeds.", ""]
+    paper_setting = _paper_units(args)
+    metric = METRIC_NAMES[settings_of(args)["metric"]]
+    mech = _mechanism_title(args)
+    lines = [f"{metric}, mean ± sample std over seeds (ddof = 1, n = number of seeds; lower is better); fit time in seconds, mean over seeds.", ""]
     for dataset in args.datasets:
         n = ncols.get(dataset)
         # x: the swept quantity; fixed: the other one, one table each.
         if rate_sweep:
             panels = [(f"{_columns_used(d, n)} dimensions", [(r, d) for r in args.miss_rates]) for d in args.dims]
-            heads = [_percent(r) for r in args.miss_rates]
+            heads = [_rate_label(r) for r in args.miss_rates]
         else:
-            panels = [(f"{_percent(r)} MCAR", [(r, d) for d in args.dims]) for r in args.miss_rates]
+            panels = [(f"{_rate_label(r)} {mech}", [(r, d) for d in args.dims]) for r in args.miss_rates]
             heads = [f"d={_columns_used(d, n)}" for d in args.dims]
         for fixed, cells in panels:
             keys = [(rate, _columns_used(d, n)) for rate, d in cells]
-            paper = [i for i, (rate, d) in enumerate(cells) if rate == PAPER_MISS_RATE and d in (None, n)]
+            paper = paper_setting and [i for i, (rate, d) in enumerate(cells) if rate == PAPER_MISS_RATE and d in (None, n)]
             lines += [f"### {dataset} ({n} feature columns), {fixed}" if n else f"### {dataset}, {fixed}", ""]
             header = heads + (["paper (Table 1, 20%, all columns)"] if paper else [])
             lines += ["| model | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
@@ -455,13 +886,19 @@ def _sweep_tables(args, results, ncols):
     return lines
 
 
-def write_csv(path, results):
+def write_csv(path, results, args=None):
+    """One row per run; the score column is named after the metric, and every switch has a column."""
+    s = settings_of(args) if args is not None else {name: default for name, _, default in SWITCHES}
+    switches = [s[name] if s[name] is not None else "" for name, _, _ in SWITCHES]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(csv_columns(s["metric"]))
         for (model, dataset), runs in results.items():
             for r in runs:
-                writer.writerow([model, dataset, r.miss_rate, r.dims, r.seed, f"{r.rmse:.6f}", f"{r.fit_seconds:.3f}"])
+                writer.writerow(
+                    [model, dataset, r.miss_rate, r.dims, r.seed, f"{r.score:.6f}", f"{r.fit_seconds:.3f}", f"{r.missing_fraction:.6f}"]
+                    + switches
+                )
 
 
 def _require_matplotlib():
@@ -475,36 +912,41 @@ def _require_matplotlib():
 
 
 def write_plot(path, args, results, ncols, x_key):
-    """RMSE vs `x_key` ("miss_rate" or "dims"): one panel per dataset (per value of the other sweep too,
-    as rows, if both sweep), one line per model, error bars = std over seeds."""
+    """Score vs `x_key` ("miss_rate" or "dims"): one panel per dataset (per value of the other sweep too,
+    as rows, if both sweep), one line per model, error bars = sample std over seeds (ddof = 1); every
+    switch in the figure's title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     groups = _group(results)
+    metric = METRIC_NAMES[settings_of(args)["metric"]]
+    mech = _mechanism_title(args)
     rows = args.dims if x_key == "miss_rate" else args.miss_rates
-    fig = Figure(figsize=(4.5 * len(args.datasets), 3.6 * len(rows)), layout="constrained")
+    numeric_rates = all(not isinstance(r, str) for r in args.miss_rates)
+    fig = Figure(figsize=(max(4.5 * len(args.datasets), 9.0), 3.6 * len(rows) + 0.6), layout="constrained")
     FigureCanvasAgg(fig)  # Agg: PNGs without a display and without pyplot's global state
+    fig.suptitle(settings_summary(args), fontsize="x-small", wrap=True)
     axes = fig.subplots(len(rows), len(args.datasets), squeeze=False)
     for i, fixed in enumerate(rows):
         for j, dataset in enumerate(args.datasets):
             ax, n = axes[i][j], ncols[dataset]
             if x_key == "miss_rate":
-                points = [(rate, rate, _columns_used(fixed, n)) for rate in args.miss_rates]
+                points = [(rate if numeric_rates else k, rate, _columns_used(fixed, n)) for k, rate in enumerate(args.miss_rates)]
                 ax.set_title(f"{dataset}, {_columns_used(fixed, n)} dims")
-                ax.set_xlabel("missing rate (MCAR)")
+                ax.set_xlabel(f"missing rate ({mech})")
             else:
                 points = [(_columns_used(d, n), fixed, _columns_used(d, n)) for d in args.dims]
-                ax.set_title(f"{dataset}, {_percent(fixed)} MCAR")
+                ax.set_title(f"{dataset}, {_rate_label(fixed)} {mech}")
                 ax.set_xlabel("number of dimensions (first d columns)")
-            points.sort()
+            points.sort(key=lambda p: p[0])
             xs = [x for x, _, _ in points]
             for model in args.models:
-                scores = [[r.rmse for r in groups[(model, dataset, rate, d)]] for _, rate, d in points]
-                ax.errorbar(xs, [np.mean(s) for s in scores], yerr=[np.std(s) for s in scores], marker="o", capsize=3, label=model)
+                scores = [[r.score for r in groups[(model, dataset, rate, d)]] for _, rate, d in points]
+                ax.errorbar(xs, [np.mean(s) for s in scores], yerr=[sample_std(s) for s in scores], marker="o", capsize=3, label=model)
             ax.set_xticks(xs)
             if x_key == "miss_rate":
-                ax.set_xticklabels([_percent(x) for x in xs])
-            ax.set_ylabel("RMSE")
+                ax.set_xticklabels([_rate_label(rate) for _, rate, _ in points])
+            ax.set_ylabel(f"{metric} (mean ± sample std, n={args.seeds})")
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
@@ -512,28 +954,46 @@ def write_plot(path, args, results, ncols, x_key):
 
 # --------------------------------------------------------------------------------------------------
 def default_output(args):
-    rates = f"{int(round(args.miss_rate * 100))}" if len(args.miss_rates) == 1 else "_rates"
+    """benchmarks/results/uci_mcar20.md for the defaults; every non-default switch adds a suffix."""
+    s = settings_of(args)
+    if len(args.miss_rates) > 1:
+        rates = "_rates"
+    elif isinstance(args.miss_rate, str):
+        rates = "_" + args.miss_rate
+    else:
+        rates = f"{int(round(args.miss_rate * 100))}"
     dims = "" if len(args.dims) == 1 else "_dims"
-    holdout = "" if args.protocol == "transductive" else "_holdout"
-    return os.path.join("benchmarks", "results", f"uci_mcar{rates}{dims}{holdout}.md")
+    prefix = "images" if s["mechanism"] in IMAGE_MECHANISMS else "uci"
+    suffixes = "".join([
+        "" if s["protocol"] == "transductive" else f"_{s['protocol']}",
+        "_count" if s["mcar_draw"] == "count" else "",
+        "" if s["metric"] == "rmse" else f"_{s['metric']}",
+        "" if s["norm"] == "minmax" else f"_{s['norm']}",
+        "_observed" if s["norm_source"] == "observed" else "",
+        "_allrows" if s["norm_rows"] == "all" else "",
+        "_rounded" if s["round_discrete"] else "",
+        "" if s["max_rows"] is None else f"_rows{s['max_rows']}",
+    ])
+    return os.path.join("benchmarks", "results", f"{prefix}_{s['mechanism']}{rates}{dims}{suffixes}.md")
 
 
 def main(argv=None):
     """Run every (model, dataset, rate, dims, seed); returns {(model, dataset): [Run, ...]}."""
     args = parse_args(argv)
-    from keraszoo.data import load_dataset
 
     command = "python -m training.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)  # quoted: copy-pastable
     output = args.output or default_output(args)
     paths = sidecar_paths(output, args)
     # Load and check everything before the first run, so bad input fails in seconds, not after an hour.
-    tables = {name: load_dataset(name, data_dir=args.data_dir).numeric_array() for name in args.datasets}
-    ncols = {name: table.shape[1] for name, table in tables.items()}
+    tables = load_tables(args)
+    ncols = {name: int(np.prod(table.shape[1:])) for name, table in tables.items()}
     problem = check_dims([d for d in args.dims if d is not None], tables)
     if problem:
         build_parser().error(problem)
     if len(paths) > 1:
         _require_matplotlib()
+    settings = settings_of(args)
+    metric = METRIC_NAMES[settings["metric"]]
 
     # Models innermost: every stretch of runs mixes cheap and costly models, so the ETA (mean time per
     # finished run x runs left) is about right after the first round instead of far too low.
@@ -550,11 +1010,11 @@ def main(argv=None):
     start = time.perf_counter()
     for dataset, model, rate, dims, seed in plan:
         used = _columns_used(dims, ncols[dataset])
-        label = f"{dataset} {model} {_percent(rate)} d={used} seed {seed}"
+        label = f"{dataset} {model} {_rate_label(rate)} d={used} seed {seed}"
         progress.start(label)
-        score, seconds = run_one(model, args.overrides[model], tables[dataset], seed, rate, args.protocol, dims, args.round_discrete)
-        results.setdefault((model, dataset), []).append(Run(score, seconds, rate, used, seed))
-        progress.finish(f"{label}: RMSE {score:.4f} ({seconds:.1f} s)")
+        score, seconds, missing = run_one(model, args.overrides[model], tables[dataset], seed, rate, settings, dims, dataset)
+        results.setdefault((model, dataset), []).append(Run(score, seconds, rate, used, seed, missing))
+        progress.finish(f"{label}: {metric} {score:.4f} ({seconds:.1f} s)")
     progress.close()
     elapsed = time.perf_counter() - start
 
@@ -563,7 +1023,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     with open(output, "w") as f:
         f.write(report)
-    write_csv(paths["csv"], results)
+    write_csv(paths["csv"], results, args)
     for key in ("miss_rate", "dims"):
         if key in paths:
             write_plot(paths[key], args, results, ncols, key)

@@ -16,12 +16,12 @@ def test_sweep_writes_markdown_csv_and_plots(tmp_path, capsys):
 
     runs = results[("knn", "breast")]
     assert sorted({(r.miss_rate, r.dims) for r in runs}) == [(0.1, 5), (0.1, 10), (0.3, 5), (0.3, 10)]
-    assert all(0 < r.rmse < 1 for r in runs)
+    assert all(0 < r.score < 1 for r in runs)
 
     with open(tmp_path / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 2 * 2  # models x rates x dims x seeds
-    assert tuple(rows[0]) == ("model", "dataset", "miss_rate", "dims", "seed", "rmse", "fit_seconds")
+    assert tuple(rows[0]) == ("model", "dataset", "miss_rate", "dims", "seed", "rmse", "fit_seconds", "missing_fraction", "protocol", "mechanism", "mcar_draw", "metric", "norm", "norm_source", "norm_rows", "round_discrete", "max_rows")
     assert {r["dims"] for r in rows} == {"5", "10"} and {r["seed"] for r in rows} == {"0", "1"}
     assert all(0 < float(r["rmse"]) < 1 and float(r["fit_seconds"]) >= 0 for r in rows)
 
@@ -111,6 +111,6 @@ def test_round_discrete_flag_is_applied_and_reported(tmp_path):
     plain = benchmark.main(["--models", "mean", "--datasets", "digits", "--seeds", "1", "--quiet", "--output", str(tmp_path / "a.md")])
     argv = ["--models", "mean", "--datasets", "digits", "--seeds", "1", "--quiet", "--round-discrete", "--output", str(tmp_path / "b.md")]
     rounded = benchmark.main(argv)
-    assert plain[("mean", "digits")][0].rmse != rounded[("mean", "digits")][0].rmse
+    assert plain[("mean", "digits")][0].score != rounded[("mean", "digits")][0].score
     assert "rounded to integers before scoring" in (tmp_path / "b.md").read_text()
     assert "rounded to integers" not in (tmp_path / "a.md").read_text()
