@@ -33,15 +33,30 @@ def _ensure_models_imported():
     import keraszoo.models  # noqa: F401  (importing registers every model)
 
 
-def list_models(kind=None):
-    """Sorted registered model names; `kind` is "deep" or "classical" to filter."""
+def list_models(kind=None, task=None):
+    """Sorted registered model names; `kind` ("deep" or "classical") and `task` ("impute" or "classify") filter."""
     _ensure_models_imported()
-    names = sorted(_REGISTRY)
-    if kind is None:
-        return names
-    if kind not in ("deep", "classical"):
+    if kind not in (None, "deep", "classical"):
         raise ValueError(f"kind must be 'deep', 'classical' or None, got {kind!r}")
-    return [n for n in names if is_deep(n) == (kind == "deep")]
+    if task not in (None, "impute", "classify"):
+        raise ValueError(f"task must be 'impute', 'classify' or None, got {task!r}")
+    names = sorted(_REGISTRY)
+    if kind is not None:
+        names = [n for n in names if is_deep(n) == (kind == "deep")]
+    if task is not None:
+        names = [n for n in names if model_task(n) == task]
+    return names
+
+
+def unregister_model(name):
+    """Remove `name` from the registry (for models registered by a test for its own duration)."""
+    _REGISTRY.pop(name, None)
+
+
+def model_task(name_or_cls):
+    """"impute" or "classify": what the model does (its class attribute `task`)."""
+    cls = get_model_class(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+    return getattr(cls, "task", "impute")
 
 
 def get_model_class(name):

@@ -24,29 +24,28 @@ import os
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from keraszoo.data.scaling import MinMaxScaler
-from keraszoo.registry import get_model, get_model_class, is_deep, model_parameters
+from keraszoo.registry import get_model, get_model_class, is_deep, model_parameters, model_task
 from keraszoo.validation import ImputationInputError, keep_observed
 
-#: parameters of `ZooImputer` that configure training (deep models' `fit_arrays`), not the model.
-FIT_PARAMETERS = ("iterations", "epochs", "batch_size", "learning_rate", "verbose")
+
+def fit_parameters(name):
+    """{training parameter: default} of model `name` (a deep model's `fit_arrays` keywords; none for classical ones)."""
+    cls = get_model_class(name)
+    return cls.fit_parameters() if hasattr(cls, "fit_parameters") else {}
 
 
-class ZooImputer(TransformerMixin, BaseEstimator):
-    """scikit-learn transformer over a keraszoo model `name`.
+class _ZooEstimator(BaseEstimator):
+    """What ZooImputer and ZooClassifier share: parameters, reading and scaling input, saving."""
 
-    `params` are the model's constructor parameters (see `keraszoo.model_parameters(name)`) plus,
-    for deep models, the training parameters `iterations`, `epochs`, `batch_size`, `learning_rate`
-    and `verbose`. `seed` seeds the model (if it takes one) and the data shuffling. Unknown
-    parameters are an error at construction.
-    """
+    _task = None
 
     def __init__(self, name="gain", **params):
         self.name = name
         self.params = dict(params)
-        self._split_params()  # fail early on unknown names or parameters
+        self._split_params(self.name, self.params)  # fail early on unknown names or parameters
 
     # scikit-learn's get_params/set_params see `name` and every model parameter, so clone() and
     # grid search work.
@@ -54,72 +53,60 @@ class ZooImputer(TransformerMixin, BaseEstimator):
         return {"name": self.name, **self.params}
 
     def set_params(self, **params):
-        if "name" in params:
-            self.name = params.pop("name")
-        self.params.update(params)
-        self._split_params()
+        """Validated first: on an unknown name or parameter nothing changes."""
+        name = params.pop("name", self.name)
+        merged = {**self.params, **params}
+        self._split_params(name, merged)
+        self.name, self.params = name, merged
         return self
 
-    def _split_params(self):
-        valid_model = model_parameters(self.name)
-        deep = is_deep(self.name)
-        fit_names = FIT_PARAMETERS if deep else ()
+    def _split_params(self, name, params):
+        if model_task(name) != self._task:
+            raise ValueError(
+                f"model {name!r} is for task {model_task(name)!r}; {type(self).__name__} needs a model for task {self._task!r}"
+            )
+        valid_model = model_parameters(name)
+        fit_names = fit_parameters(name)
         model_params, fit_params = {}, {}
-        for key, value in self.params.items():
+        for key, value in params.items():
             if key in valid_model:
                 model_params[key] = value
             elif key in fit_names:
                 fit_params[key] = value
             else:
                 valid = sorted(set(valid_model) | set(fit_names))
-                raise ValueError(f"ZooImputer({self.name!r}) has no parameter {key!r}; valid parameters: {', '.join(valid)}")
-        if deep:
+                raise ValueError(f"{type(self).__name__}({name!r}) has no parameter {key!r}; valid parameters: {', '.join(valid)}")
+        if is_deep(name):
             fit_params["seed"] = model_params.get("seed", 0)
         return model_params, fit_params
 
-    # --- fitting and imputing -------------------------------------------------------------------
-    def fit(self, X, y=None):
-        values, mask = self._read(X, at_fit=True)
-        empty = np.flatnonzero(mask.sum(axis=0) == 0)
+    # --- reading and scaling --------------------------------------------------------------------
+    def _fit_scaling(self, values, mask):
+        """Fit the min-max scaler: per column for tables, per channel for images [rows, H, W, C]."""
+        self.input_shape_ = tuple(int(s) for s in values.shape[1:])
+        flat_values, flat_mask = self._columns(values), self._columns(mask)
+        empty = np.flatnonzero(flat_mask.sum(axis=0) == 0)
         if empty.size:
+            what = "column" if values.ndim == 2 else "channel"
             names = [str(self.feature_names_in_[i]) if hasattr(self, "feature_names_in_") else str(i) for i in empty]
-            raise ImputationInputError(f"fit: column(s) {', '.join(names)} have no observed value; drop them or supply data")
-        self.n_features_in_ = values.shape[1]
-        self.scaler_ = MinMaxScaler().fit(values, mask)
-        # constant columns are imputed with their constant, whatever the model says
+            raise ImputationInputError(f"fit: {what}(s) {', '.join(names)} have no observed value; drop them or supply data")
+        self.n_features_in_ = values.shape[1] if values.ndim == 2 else int(np.prod(values.shape[1:]))
+        self.scaler_ = MinMaxScaler().fit(flat_values, flat_mask)
+        # constant columns (channels) are imputed with their constant, whatever the model says
         self.constant_columns_ = self.scaler_.data_max_ == self.scaler_.data_min_
-        model_params, fit_params = self._split_params()
-        self.model_ = get_model(self.name, **model_params)
-        scaled = np.where(mask == 1, self.scaler_.transform(values), 0.0)
-        if is_deep(self.name):
-            self.history_ = self.model_.fit_arrays(scaled, mask, **fit_params)
-        else:
-            self.model_.fit_arrays(scaled, mask)
-        return self
+        cls = get_model_class(self.name)
+        self.model_input_shape_ = cls.model_example_shape(self.input_shape_) if is_deep(self.name) else self.input_shape_
 
-    def transform(self, X):
-        if not hasattr(self, "model_"):
-            raise RuntimeError("ZooImputer is not fitted: call fit first")
-        values, mask = self._read(X, at_fit=False)
-        if mask.all():
-            completed = values
-        else:
-            scaled = np.where(mask == 1, self.scaler_.transform(values), 0.0)
-            imputed = self.scaler_.inverse_transform(self._impute_scaled(scaled, mask))
-            imputed[:, self.constant_columns_] = self.scaler_.data_min_[self.constant_columns_]
-            completed = keep_observed(values, mask, imputed)
-        if isinstance(X, pd.DataFrame):
-            return pd.DataFrame(completed, index=X.index, columns=X.columns)
-        return completed
+    @staticmethod
+    def _columns(a):
+        return a.reshape(-1, a.shape[-1])
 
-    def _impute_scaled(self, scaled, mask, batch_size=8192):
-        if not is_deep(self.name):
-            return np.asarray(self.model_.impute(scaled, mask), dtype=np.float64)
-        out = [
-            np.asarray(self.model_.impute(scaled[i : i + batch_size], mask[i : i + batch_size]), dtype=np.float64)
-            for i in range(0, len(scaled), batch_size)
-        ]
-        return np.concatenate(out)
+    def _scaled(self, values, mask):
+        """Scaled values (0 at missing entries) in the model's layout [rows, *model_input_shape_]."""
+        scaled = self.scaler_.transform(self._columns(values)).reshape(values.shape)
+        scaled = np.where(mask == 1, scaled, 0.0)
+        shape = (len(values),) + self.model_input_shape_
+        return scaled.reshape(shape), mask.reshape(shape)
 
     def _read(self, X, at_fit):
         """Return (float64 values, float64 mask) after checking X; the mask is 1 where observed."""
@@ -148,38 +135,63 @@ class ZooImputer(TransformerMixin, BaseEstimator):
                 values = np.asarray(X, dtype=np.float64)
             except (TypeError, ValueError):
                 raise ImputationInputError("input has non-numeric values: encode them as numbers first") from None
-        if values.ndim != 2:
-            raise ImputationInputError(f"expected a 2-D table [rows, columns], got shape {values.shape}")
-        if values.shape[0] == 0 or values.shape[1] == 0:
+        takes_images = is_deep(self.name)
+        if values.ndim != 2 and not (values.ndim == 4 and takes_images):
+            if values.ndim == 3 and takes_images:
+                raise ImputationInputError(f"expected images [rows, H, W, C], got shape {values.shape}: add a channel axis (x[..., None])")
+            expected = "a 2-D table [rows, columns] or images [rows, H, W, C]" if takes_images else "a 2-D table [rows, columns]"
+            raise ImputationInputError(f"expected {expected}, got shape {values.shape}")
+        if values.size == 0:
             raise ImputationInputError(f"input is empty (shape {values.shape})")
-        if not at_fit and values.shape[1] != self.n_features_in_:
-            raise ImputationInputError(f"expected {self.n_features_in_} columns as at fit, got {values.shape[1]}")
+        if not at_fit and tuple(values.shape[1:]) != self.input_shape_:
+            if values.ndim == 2 and len(self.input_shape_) == 1:
+                raise ImputationInputError(f"expected {self.n_features_in_} columns as at fit, got {values.shape[1]}")
+            raise ImputationInputError(f"expected examples of shape {self.input_shape_} as at fit, got {tuple(values.shape[1:])}")
         infinite = np.isinf(values)
         if infinite.any():
-            col = int(np.argwhere(infinite)[0][1])
-            name = self.feature_names_in_[col] if hasattr(self, "feature_names_in_") and col < len(self.feature_names_in_) else col
-            raise ImputationInputError(f"column {name} holds inf: replace it with a finite value or NaN (missing)")
+            where = tuple(int(i) for i in np.argwhere(infinite)[0])
+            if values.ndim == 2:
+                col = where[1]
+                name = self.feature_names_in_[col] if hasattr(self, "feature_names_in_") and col < len(self.feature_names_in_) else col
+                raise ImputationInputError(f"column {name} holds inf: replace it with a finite value or NaN (missing)")
+            raise ImputationInputError(f"entry {list(where)} holds inf: replace it with a finite value or NaN (missing)")
         mask = (~np.isnan(values)).astype(np.float64)
         return values, mask
 
-    # --- saving ---------------------------------------------------------------------------------
-    def save(self, path):
-        """Save the fitted imputer to directory `path` (created): metadata JSON plus the model.
+    def _fit_model(self, values, mask, y=None):
+        model_params, fit_params = self._split_params(self.name, self.params)
+        self.model_ = get_model(self.name, **model_params)
+        scaled, model_mask = self._scaled(values, mask)
+        if is_deep(self.name):
+            args = (scaled, model_mask) if y is None else (scaled, model_mask, y)
+            self.history_ = self.model_.fit_arrays(*args, **fit_params)
+        else:
+            self.model_.fit_arrays(scaled, model_mask)
 
-        Deep models are saved as `.keras` files; classical ones with joblib (load only files you trust).
-        """
+    def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise RuntimeError("ZooImputer is not fitted: nothing to save")
-        os.makedirs(path, exist_ok=True)
-        meta = {
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit first")
+
+    # --- saving ---------------------------------------------------------------------------------
+    def _meta(self):
+        return {
             "name": self.name,
-            "params": self.params,
+            "params": _plain(self.params),
+            "input_shape": list(self.input_shape_),
             "n_features_in": int(self.n_features_in_),
             "scaler": self.scaler_.to_dict(),
             "feature_names_in": None if not hasattr(self, "feature_names_in_") else [str(c) for c in self.feature_names_in_],
         }
+
+    def save(self, path):
+        """Save the fitted estimator to directory `path` (created): metadata JSON plus the model.
+
+        Deep models are saved as `.keras` files; classical ones with joblib (load only files you trust).
+        """
+        self._check_fitted()
+        os.makedirs(path, exist_ok=True)
         with open(os.path.join(path, "imputer.json"), "w") as f:
-            json.dump(meta, f, indent=2)
+            json.dump(self._meta(), f, indent=2)
         if is_deep(self.name):
             self.model_.save(os.path.join(path, "model.keras"))
         else:
@@ -190,22 +202,133 @@ class ZooImputer(TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path):
-        """Load an imputer written by `save`."""
+        """Load an estimator written by `save`."""
         with open(os.path.join(path, "imputer.json")) as f:
             meta = json.load(f)
-        imputer = cls(meta["name"], **meta["params"])
-        imputer.n_features_in_ = meta["n_features_in"]
-        imputer.scaler_ = MinMaxScaler.from_dict(meta["scaler"])
-        imputer.constant_columns_ = imputer.scaler_.data_max_ == imputer.scaler_.data_min_
+        estimator = cls(meta["name"], **meta["params"])
+        estimator.n_features_in_ = meta["n_features_in"]
+        estimator.input_shape_ = tuple(meta.get("input_shape") or [meta["n_features_in"]])
+        estimator.scaler_ = MinMaxScaler.from_dict(meta["scaler"])
+        estimator.constant_columns_ = estimator.scaler_.data_max_ == estimator.scaler_.data_min_
         if meta["feature_names_in"] is not None:
-            imputer.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+            estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        model_class = get_model_class(meta["name"])  # registers the class with keras.saving
         if is_deep(meta["name"]):
             import keras
 
-            get_model_class(meta["name"])  # registers the class with keras.saving
-            imputer.model_ = keras.models.load_model(os.path.join(path, "model.keras"), compile=False)
+            estimator.model_input_shape_ = model_class.model_example_shape(estimator.input_shape_)
+            estimator.model_ = keras.models.load_model(os.path.join(path, "model.keras"), compile=False)
         else:
             import joblib
 
-            imputer.model_ = joblib.load(os.path.join(path, "model.joblib"))
-        return imputer
+            estimator.model_input_shape_ = estimator.input_shape_
+            estimator.model_ = joblib.load(os.path.join(path, "model.joblib"))
+        estimator._load_extra(meta)
+        return estimator
+
+    def _load_extra(self, meta):
+        pass
+
+
+class ZooImputer(TransformerMixin, _ZooEstimator):
+    """scikit-learn transformer over a keraszoo imputer `name` (NaN marks missing values).
+
+    `params` are the model's constructor parameters (see `keraszoo.model_parameters(name)`) plus, for
+    deep models, their training parameters (`keraszoo.sklearn.fit_parameters(name)`: `iterations`,
+    `epochs`, `batch_size`, `learning_rate` (a float or one rate per optimizer), `verbose` (1 shows
+    Keras's progress bar with the losses), and any a model adds). `seed` seeds the model (if it takes
+    one) and the data shuffling. Unknown parameters are an error at construction.
+
+    Input: a table (DataFrame or [rows, columns] array) or, for deep models, images [rows, H, W, C]
+    (scaled per channel; a table-only model such as GAIN sees them flattened to rows).
+    """
+
+    _task = "impute"
+
+    def fit(self, X, y=None):
+        values, mask = self._read(X, at_fit=True)
+        self._fit_scaling(values, mask)
+        self._fit_model(values, mask)
+        return self
+
+    def transform(self, X):
+        self._check_fitted()
+        values, mask = self._read(X, at_fit=False)
+        if mask.all():
+            completed = values
+        else:
+            scaled, model_mask = self._scaled(values, mask)
+            imputed = np.asarray(self.model_.impute(scaled, model_mask), dtype=np.float64).reshape(values.shape)
+            columns = self._columns(imputed)
+            columns[:] = self.scaler_.inverse_transform(columns)
+            columns[:, self.constant_columns_] = self.scaler_.data_min_[self.constant_columns_]
+            completed = keep_observed(values, mask, imputed)
+        if isinstance(X, pd.DataFrame):
+            return pd.DataFrame(completed, index=X.index, columns=X.columns)
+        return completed
+
+    def sample(self, X, n):
+        """`n` imputations of X drawn by a generative model, [n, rows, ...] (raw scale, observed entries kept)."""
+        self._check_fitted()
+        values, mask = self._read(X, at_fit=False)
+        scaled, model_mask = self._scaled(values, mask)
+        draws = np.asarray(self.model_.sample_imputations(scaled, model_mask, n), dtype=np.float64).reshape((int(n),) + values.shape)
+        columns = draws.reshape(-1, values.shape[-1])
+        columns[:] = self.scaler_.inverse_transform(columns)
+        columns[:, self.constant_columns_] = self.scaler_.data_min_[self.constant_columns_]
+        return np.where(mask[None] == 1, values[None], draws)
+
+
+class ZooClassifier(ClassifierMixin, _ZooEstimator):
+    """scikit-learn classifier over a keraszoo classifier of incomplete inputs (NaN marks missing values).
+
+    Same parameters and input as `ZooImputer`; `y` holds any labels (`classes_` keeps them in sorted
+    order, the columns of `predict_proba`). `score` is the accuracy.
+    """
+
+    _task = "classify"
+
+    def __init__(self, name="", **params):
+        super().__init__(name, **params)
+
+    def fit(self, X, y):
+        values, mask = self._read(X, at_fit=True)
+        y = np.asarray(y)
+        if y.shape != (len(values),):
+            raise ValueError(f"y must hold one label per row ({len(values)}), got shape {y.shape}")
+        self.classes_, indices = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("y holds a single class: a classifier needs at least two")
+        self._fit_scaling(values, mask)
+        if "n_classes" in model_parameters(self.name) and "n_classes" not in self.params:
+            self.params = {**self.params, "n_classes": len(self.classes_)}
+        self._fit_model(values, mask, indices.astype(np.int32))
+        return self
+
+    def predict_proba(self, X):
+        self._check_fitted()
+        values, mask = self._read(X, at_fit=False)
+        scaled, model_mask = self._scaled(values, mask)
+        return np.asarray(self.model_.predict_proba(scaled, model_mask), dtype=np.float64)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def _meta(self):
+        return {**super()._meta(), "classes": self.classes_.tolist()}
+
+    def _load_extra(self, meta):
+        self.classes_ = np.asarray(meta["classes"])
+
+
+def _plain(value):
+    """JSON-ready copy of parameters: numpy scalars and arrays (what a grid search passes) as Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value

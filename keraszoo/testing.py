@@ -22,3 +22,23 @@ def mean_imputation(truth, mask):
     """Column means of the observed entries at missing entries: the baseline every model must beat."""
     observed = np.where(mask == 1, truth, np.nan)
     return np.where(mask == 1, truth, np.nanmean(observed, axis=0))
+
+
+def table_example(rows=64, seed=0):
+    """(x, mask) for contract checks: the first 5 columns of breast cancer (raw scale), 25% MCAR, every column observed."""
+    from sklearn.datasets import load_breast_cancer
+
+    x = load_breast_cancer().data[:rows, :5].astype(np.float64)
+    mask = (np.random.default_rng(seed).random(x.shape) > 0.25).astype(np.float64)
+    mask[0] = 1.0
+    return x, mask
+
+
+def image_example(rows=48, seed=0):
+    """(x, mask) for contract checks of image models: scikit-learn's 8x8 digits as [rows, 8, 8, 1], 25% MCAR."""
+    from sklearn.datasets import load_digits
+
+    x = load_digits().images[:rows, :, :, None].astype(np.float64)
+    mask = (np.random.default_rng(seed).random(x.shape) > 0.25).astype(np.float64)
+    mask[0] = 1.0
+    return x, mask

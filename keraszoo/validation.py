@@ -11,34 +11,46 @@ class ImputationInputError(ValueError):
     """Input that no imputer can use: the message names the problem."""
 
 
-def check_x_mask(x, mask, n_features=None, where="impute", dtype=np.float32):
+def check_x_mask(x, mask, n_features=None, where="impute", dtype=np.float32, example_shape=None, ranks=(2,)):
     """Validate `x` and `mask` and return them as `dtype` arrays with missing entries of `x` set to 0.
 
-    Raises ImputationInputError naming the problem for: non-numeric values, shape mismatch, rank other
-    than 2, an empty array, the wrong number of columns, a mask that is not 0/1, or a non-finite
-    value at an observed entry.
+    `x` is [rows, *example_shape]: a table [rows, features] (rank 2, the default `ranks`) or, where
+    `ranks` allows it, images [rows, H, W, C] (rank 4). Raises ImputationInputError naming the problem
+    for: non-numeric values, shape mismatch, a rank not in `ranks`, an empty array, the wrong number
+    of columns (`n_features`) or example shape (`example_shape`), a mask that is not 0/1, or a
+    non-finite value at an observed entry.
     """
     x = _as_float_array(x, "x", where)
     mask = _as_float_array(mask, "mask", where)
     if x.shape != mask.shape:
         raise ImputationInputError(f"{where}: x has shape {x.shape} but mask has shape {mask.shape}; they must match")
-    if x.ndim != 2:
-        raise ImputationInputError(f"{where}: expected a 2-D array [rows, features], got shape {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if x.ndim not in ranks:
+        expected = " or ".join(_RANK_NAMES.get(r, f"a {r}-D array") for r in ranks)
+        hint = " (add a channel axis to grayscale images: x[..., None])" if x.ndim == 3 and 4 in ranks else ""
+        raise ImputationInputError(f"{where}: expected {expected}, got shape {x.shape}{hint}")
+    if x.size == 0:
         raise ImputationInputError(f"{where}: input is empty (shape {x.shape})")
     if n_features is not None and x.shape[1] != n_features:
         raise ImputationInputError(f"{where}: expected {n_features} features (columns), got {x.shape[1]}")
+    if example_shape is not None and tuple(x.shape[1:]) != tuple(example_shape):
+        if len(example_shape) == 1 and x.ndim == 2:
+            raise ImputationInputError(f"{where}: expected {example_shape[0]} features (columns), got {x.shape[1]}")
+        raise ImputationInputError(f"{where}: expected examples of shape {tuple(example_shape)}, got {tuple(x.shape[1:])}")
     if not np.all((mask == 0) | (mask == 1)):
         raise ImputationInputError(f"{where}: mask must hold only 0 (missing) and 1 (observed)")
     observed = mask == 1
     bad = observed & ~np.isfinite(x)
     if bad.any():
-        col = int(np.argwhere(bad)[0][1])
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        place = f"column {first[1]}" if x.ndim == 2 else f"index {list(first)}"
         raise ImputationInputError(
-            f"{where}: x has a non-finite value (NaN or inf) at an observed entry (first in column {col}); "
+            f"{where}: x has a non-finite value (NaN or inf) at an observed entry (first in {place}); "
             "mark it missing in the mask or fix the value"
         )
     return np.where(observed, x, 0.0).astype(dtype), mask.astype(dtype)
+
+
+_RANK_NAMES = {2: "a 2-D array [rows, features]", 4: "a 4-D array of images [rows, H, W, C]"}
 
 
 def keep_observed(x, mask, imputed):

@@ -5,9 +5,17 @@
 
 Signatures (inputs and outputs float32, raw scale — the imputer's min-max scaling is baked in):
 
-* ``serving_default(x)`` -> ``{"imputed": ...}``: ``x`` [None, D] with NaN marking missing values;
+* ``serving_default(x)`` -> ``{"imputed": ...}``: ``x`` [None, D] (tables) or [None, H, W, C] (images)
+  with NaN marking missing values;
 * ``impute_with_mask(x, mask)`` -> ``{"imputed": ...}``: ``mask`` 1 = observed, 0 = missing;
-* ``multiple_imputation(x, n)`` -> ``{"imputations": [n, None, D]}`` (generative models only).
+* ``multiple_imputation(x, n)`` -> ``{"imputations": [n, None, ...]}`` (generative models only).
+
+Classifiers (`keraszoo.sklearn.ZooClassifier`) export ``predict(x)`` (also ``serving_default``) and
+``predict_with_mask(x, mask)`` -> ``{"probabilities": [None, n_classes]}`` (columns in the order of
+the classifier's `classes_`).
+
+Deep models impute at most `rows_per_chunk` rows at a time inside the graph (their memory hint), so
+a request's memory is bounded by the chunk, not by its row count.
 
 Each export also rewrites `<base_path>/models.config`, TF Serving's model config listing every
 model exported under `base_path` (every version served), and `models.docker.config`, the same with
@@ -29,7 +37,7 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
-from keraszoo.models.base import DeepImputer, keep_observed
+from keraszoo.models.base import IMPUTE_MEMORY_VALUES, DeepImputer, chunked_rows, keep_observed
 
 #: where docker-compose.yml mounts the export base path inside the TF Serving container, and the
 #: config file (beside models.config) whose paths point there.
@@ -42,25 +50,27 @@ MAX_DRAWN_ROWS = 500_000
 
 
 class _ImputerModule(tf.Module):
-    """The graph TF Serving runs: scale, impute in scaled space, unscale, keep observed entries.
+    """The graph TF Serving runs: scale, impute (or classify) in scaled space, unscale, keep observed entries.
 
-    `impute_scaled(scaled, mask)` and `draw_scaled(scaled, mask)` (None if not generative) are
-    closures over the model, so only its variables are tracked here: saving a tracked Keras model
-    would also trace its `call` with Keras's own default signature, which does not fit (x, mask).
+    `impute_scaled(scaled, mask)`, `draw_scaled(scaled, mask, n)` (None if not generative) and
+    `proba_scaled(scaled, mask)` (classifiers) are closures over the model, so only its variables are
+    tracked here: saving a tracked Keras model would also trace its `call` with Keras's own default
+    signature, which does not fit (x, mask). They take the model's layout [rows, *model_shape]; the
+    module reshapes requests [rows, *input_shape] to it and back (images to a table-only model).
     """
 
-    def __init__(self, variables, impute_scaled, draw_scaled, data_min, data_range, constant_columns):
+    def __init__(self, variables, functions, data_min, data_range, constant_columns, model_shape):
         super().__init__(name="keraszoo_imputer")
         self.model_variables = list(variables)
-        self._impute_scaled = impute_scaled
-        self._draw_scaled = draw_scaled
+        self._functions = functions
+        self._model_shape = list(model_shape)
         # float64, as ZooImputer.transform scales: a float32 scaling can land one ulp away and send a
-        # value to the other side of a MissForest split
+        # value to the other side of a MissForest split. Per column (tables) or channel (images): the last axis.
         self.data_min = tf.constant(data_min, tf.float64)
         self.data_range = tf.constant(data_range, tf.float64)
         self.constant_columns = tf.constant(constant_columns, tf.bool)
 
-    def _complete(self, x, mask, impute_scaled):
+    def _checked(self, x, mask):
         # Checked in the graph, so TF Serving itself answers INVALID_ARGUMENT with these messages.
         checks = [
             tf.debugging.Assert(
@@ -72,16 +82,23 @@ class _ImputerModule(tf.Module):
             ),
         ]
         with tf.control_dependencies(checks):
-            x = tf.identity(x)
+            return tf.identity(x)
+
+    def _scaled(self, x, mask):
         x64 = tf.cast(x, tf.float64)
         scaled = tf.cast(tf.where(mask > 0, (x64 - self.data_min) / self.data_range, tf.zeros_like(x64)), tf.float32)
-        imputed = tf.cast(impute_scaled(scaled, mask), tf.float64) * self.data_range + self.data_min
+        model_shape = tf.concat([tf.shape(x)[:1], self._model_shape], axis=0)
+        return tf.reshape(scaled, model_shape), tf.reshape(mask, model_shape)
+
+    def _unscaled(self, x, mask, imputed):
+        imputed = tf.cast(tf.reshape(imputed, tf.shape(x)), tf.float64) * self.data_range + self.data_min
         imputed = tf.where(self.constant_columns, tf.broadcast_to(self.data_min, tf.shape(imputed)), imputed)
-        imputed = tf.cast(imputed, tf.float32)
-        return keep_observed(x, mask, imputed)
+        return keep_observed(x, mask, tf.cast(imputed, tf.float32))
 
     def impute_with_mask(self, x, mask):
-        return {"imputed": self._complete(x, mask, self._impute_scaled)}
+        x = self._checked(x, mask)
+        scaled, model_mask = self._scaled(x, mask)
+        return {"imputed": self._unscaled(x, mask, self._functions["impute"](scaled, model_mask))}
 
     def serving_default(self, x):
         return self.impute_with_mask(x, _observed(x))
@@ -96,29 +113,60 @@ class _ImputerModule(tf.Module):
         with tf.control_dependencies(checks):
             n = tf.identity(n)
         mask = _observed(x)
-        draw = lambda _: self._complete(x, mask, self._draw_scaled)  # noqa: E731
-        return {"imputations": tf.map_fn(draw, tf.range(n), fn_output_signature=tf.float32)}
+        x = self._checked(x, mask)
+        scaled, model_mask = self._scaled(x, mask)
+        draws = self._functions["sample"](scaled, model_mask, n)
+        unscale = lambda draw: self._unscaled(x, mask, draw)  # noqa: E731
+        return {"imputations": tf.map_fn(unscale, draws, fn_output_signature=tf.float32)}
+
+    def predict_with_mask(self, x, mask):
+        x = self._checked(x, mask)
+        scaled, model_mask = self._scaled(x, mask)
+        return {"probabilities": self._functions["proba"](scaled, model_mask)}
+
+    def predict(self, x):
+        return self.predict_with_mask(x, _observed(x))
 
 
 def _observed(x):
     return tf.cast(tf.logical_not(tf.math.is_nan(x)), tf.float32)
 
 
-def export(imputer, base_path, name, version=None):
-    """Write fitted `imputer` (a `keraszoo.sklearn.ZooImputer`) as a SavedModel; returns its directory.
+def _model_functions(model):
+    """(variables, {"impute"/"sample"/"proba": graph function on scaled [rows, *model_shape]}) of a fitted model.
 
-    `version=None` (default) takes the next free version number (see `next_version`).
+    Deep models run their graph hooks on at most `rows_per_chunk` rows at a time (`chunked_rows`), so
+    a large request is imputed in bounded memory.
+    """
+    if isinstance(model, DeepImputer):
+        functions = {}
+        if model.task == "classify":
+            functions["proba"] = lambda s, m: chunked_rows(model._proba_graph, [s, m], model.rows_per_chunk())
+        else:
+            functions["impute"] = lambda s, m: chunked_rows(model._impute_graph, [s, m], model.rows_per_chunk())
+            if model.generative:
+
+                def sample(s, m, n):
+                    chunk = IMPUTE_MEMORY_VALUES // tf.maximum(tf.cast(model.values_per_row(n), tf.int64), 1)
+                    return chunked_rows(lambda a, b: model._sample_graph(a, b, n), [s, m], tf.cast(chunk, tf.int32), axis=1)
+
+                functions["sample"] = sample
+        return model.variables, functions
+    if model.exportable():
+        return [], {"impute": model.tf_impute}
+    return None, None
+
+
+def export(imputer, base_path, name, version=None):
+    """Write a fitted `keraszoo.sklearn.ZooImputer` (or `ZooClassifier`) as a SavedModel; returns its directory.
+
+    `version=None` (default) takes the next free version number (see `next_version`). Inputs are
+    [None, *example shape] as fitted: [None, D] for tables, [None, H, W, C] for images.
     """
     if not hasattr(imputer, "model_"):
         raise ValueError("export needs a fitted ZooImputer: call fit first")
-    model = imputer.model_
-    if isinstance(model, DeepImputer):
-        variables = model.variables
-        impute_scaled = lambda s, m: model((s, m), training=False)  # noqa: E731
-        draw_scaled = model.sample_draw if model.generative else None
-    elif model.exportable():
-        variables, impute_scaled, draw_scaled = [], model.tf_impute, None
-    else:
+    variables, functions = _model_functions(imputer.model_)
+    if functions is None:
         raise NotImplementedError(
             f"model {imputer.name!r} has no TensorFlow imputation yet, so it cannot be exported as a SavedModel"
         )
@@ -128,26 +176,33 @@ def export(imputer, base_path, name, version=None):
     if version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")
     scaler = imputer.scaler_
-    d = scaler.n_features
+    input_shape = tuple(getattr(imputer, "input_shape_", (scaler.n_features,)))
+    model_shape = tuple(getattr(imputer, "model_input_shape_", input_shape))
     module = _ImputerModule(
         variables,
-        impute_scaled,
-        draw_scaled,
+        functions,
         scaler.data_min_.astype(np.float64),
         scaler.data_range_.astype(np.float64),
         imputer.constant_columns_,
+        model_shape,
     )
-    x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
-    signatures = {
-        "serving_default": tf.function(module.serving_default, input_signature=[x_spec]),
-        "impute_with_mask": tf.function(
-            module.impute_with_mask, input_signature=[x_spec, tf.TensorSpec([None, d], tf.float32, name="mask")]
-        ),
-    }
-    if draw_scaled is not None:
-        signatures["multiple_imputation"] = tf.function(
-            module.multiple_imputation, input_signature=[x_spec, tf.TensorSpec([], tf.int32, name="n")]
-        )
+    x_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="x")
+    mask_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="mask")
+    if "proba" in functions:
+        signatures = {
+            "serving_default": tf.function(module.predict, input_signature=[x_spec]),
+            "predict": tf.function(module.predict, input_signature=[x_spec]),
+            "predict_with_mask": tf.function(module.predict_with_mask, input_signature=[x_spec, mask_spec]),
+        }
+    else:
+        signatures = {
+            "serving_default": tf.function(module.serving_default, input_signature=[x_spec]),
+            "impute_with_mask": tf.function(module.impute_with_mask, input_signature=[x_spec, mask_spec]),
+        }
+        if "sample" in functions:
+            signatures["multiple_imputation"] = tf.function(
+                module.multiple_imputation, input_signature=[x_spec, tf.TensorSpec([], tf.int32, name="n")]
+            )
     path = os.path.join(base_path, name, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists: TF Serving versions are immutable, export a new version number")

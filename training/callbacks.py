@@ -11,7 +11,7 @@ as tensors):
 * ``<logdir>/train``: ``epoch_<name>`` for every value the model's `train_step` returns (GAIN:
   ``epoch_d_loss``, ``epoch_g_loss``, ``epoch_mse_observed``) and ``epoch_<attribute>_learning_rate``
   for every optimizer the model really trains with (GAIN: ``epoch_g_optimizer_learning_rate``,
-  ``epoch_d_optimizer_learning_rate``), found through `model.optimizers_and_networks()`;
+  ``epoch_d_optimizer_learning_rate``), found through `model.optimizer_networks`;
 * ``<logdir>/validation``: ``epoch_rmse``, the held-out RMSE (``val_rmse`` in the logs: Keras's
   TensorBoard puts ``val_*`` values in the validation run without the prefix);
 * ``<logdir>/images`` (data sets with images): ``imputation``, a grid with one row per held-out image:
@@ -31,14 +31,9 @@ import numpy as np
 def named_optimizers(model):
     """[(name, optimizer)] for the optimizers `model` trains with, named by the model attribute holding them.
 
-    GAIN gives [("g_optimizer", ...), ("d_optimizer", ...)]. An optimizer held by no attribute is named
-    after the network it updates (``<network name>_optimizer``).
+    GAIN gives [("g_optimizer", ...), ("d_optimizer", ...)] (its `optimizer_networks`).
     """
-    attributes = {id(value): key for key, value in vars(model).items() if isinstance(value, keras.optimizers.Optimizer)}
-    named = []
-    for optimizer, network in model.optimizers_and_networks():
-        named.append((attributes.get(id(optimizer), f"{network.name}_optimizer"), optimizer))
-    return named
+    return [(name, optimizer) for name, optimizer, _ in model.optimizers_and_variables()]
 
 
 def _scalar(value):

@@ -379,27 +379,23 @@ def test_distribute_helpers():
 class ToyAutoencoder(DeepImputer):
     """A minimal deep imputer with ONE optimizer: reconstructs observed entries."""
 
-    def build_networks(self, n_features):
+    optimizer_networks = {"ae_optimizer": "net"}
+
+    def build_networks(self, example_shape):
+        (n_features,) = example_shape
         self.net = mlp(2 * n_features, [8], n_features, "sigmoid", seed=self.seed, name="net")
 
-    def compile(self, ae_optimizer=None, **kwargs):
-        super().compile(**kwargs)
-        self.ae_optimizer = ae_optimizer or keras.optimizers.Adam(1e-3)
-
-    def compile_default(self, learning_rate=1e-3, steps_per_execution=1):
-        self.compile(keras.optimizers.Adam(learning_rate), steps_per_execution=steps_per_execution)
-
-    def optimizers_and_networks(self):
-        return [(self.ae_optimizer, self.net)]
-
-    def generate(self, x, mask, noise, training=False):
+    def generate(self, x, mask, training=False):
         return self.net(tf.concat([x * mask, mask], axis=1), training=training)
+
+    def impute_batch(self, x, mask):
+        return self.generate(x, mask)
 
     def train_step(self, data):
         x, mask = data
         count = tf.maximum(global_sum(tf.reduce_sum(mask)), 1.0)
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(mask * tf.square(self.generate(x, mask, None, training=True) - x)) / count
+            loss = tf.reduce_sum(mask * tf.square(self.generate(x, mask, training=True) - x)) / count
         grads = tape.gradient(loss, self.net.trainable_variables)
         self.ae_optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
         return {"reconstruction": global_sum(loss)}

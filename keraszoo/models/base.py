@@ -1,52 +1,85 @@
-"""The contract every deep imputer follows (GAIN is the reference implementation to copy).
+"""The contract every deep model of the zoo follows (GAIN is the reference implementation to copy).
 
-A deep imputer is a `keras.Model` subclass with a custom `train_step`, trained by `model.fit` on a
-`tf.data.Dataset` of `(x, mask)` batches:
+A deep model is a `keras.Model` subclass with a custom `train_step`, trained by `model.fit` on a
+`tf.data.Dataset` of ``(x, mask)`` batches (``(x, mask, y)`` for classifiers):
 
-* ``x``: float32 [batch, features], min-max scaled to [0, 1]; values at missing entries are ignored
-  (the model zeroes them before use, so NaN there is fine).
-* ``mask``: float32, same shape, **1 = observed, 0 = missing** (the project-wide convention).
+* ``x``: float32 [batch, *example_shape], min-max scaled to [0, 1]; the values at missing entries are
+  zeroed before the model sees them. An example is a table row ``[D]`` or an image ``[H, W, C]``:
+  the class says which it accepts in `example_kinds` ("table", "image" or both).
+* ``mask``: float32, the shape of ``x``, **1 = observed, 0 = missing** (the project-wide convention).
+* ``y`` (classifiers): int32 [batch] class indices 0 .. n_classes - 1.
 
-It exposes
+Adding a model is a new folder with a subclass that sets a few class attributes and implements:
 
-* ``impute(x, mask)``: a `tf.function` returning a single imputation; observed entries come back
-  exactly as given.
-* ``sample_imputations(x, mask, n)`` (generative models only): ``n`` draws, shape [n, batch, features].
-* ``fit_arrays(x, mask, ...)``: the convenience path used by `keraszoo.sklearn.ZooImputer` and the
-  benchmarks; it builds the dataset, compiles with the model's default optimizers if the user did
-  not compile, and calls `fit`.
-* ``get_config``/``from_config`` and ``.keras`` saving through `keras.saving`.
+* ``build_networks(example_shape)``: create the sub-networks as attributes (built, so their weights
+  exist before `fit`);
+* ``train_step(data)``: as in keras-io's DCGAN example (sample, discriminator step, generator step,
+  update trackers, return a dict). Divide loss sums by counts over the GLOBAL batch (`global_sum`),
+  report `global_sum` of the losses and draw random numbers with `random_uniform`/`random_normal`,
+  so the same step is right on any number of replicas (`keraszoo.distribute`);
+* ``impute_batch(x, mask)`` (imputers): the model's value for every entry of a batch, in graph mode
+  (the base keeps the observed entries: a model cannot change them); ``sample_batch(x, mask, n)``
+  too when the model is `generative` (n draws, [n, batch, ...]);
+  ``predict_proba_batch(x, mask)`` (classifiers, `task = "classify"`): class probabilities;
+* ``get_config`` for its constructor parameters;
 
-Subclasses implement ``build_networks(n_features)``, ``generate(x, mask, noise)`` (the network's
-completion of every entry), ``noise_like(x, deterministic)``, ``compile`` and ``train_step``. So that
-the same `train_step` is right on any number of replicas (`keraszoo.distribute`), it divides its loss
-sums by counts over the global batch (`global_sum`), reports `global_sum` of its losses, and draws
-random numbers with `random_uniform`.
+and declares ``optimizer_networks`` ({optimizer attribute: network attribute(s) it trains}) with
+``default_learning_rates`` ({optimizer attribute: rate}): the base's `compile` and `compile_default`
+make one Adam per optimizer from them, each at its own rate. Optional hooks: ``fit_rounds`` (training
+in rounds that re-impute the training table, as EMFlow and MCFlow do), ``values_per_row`` (the memory
+hint that bounds the rows imputed at once), ``contract_example`` (the small example, with non-default
+parameters, that `keraszoo.testing.contract` checks every registered model on).
+
+The base provides ``impute``, ``sample_imputations``, ``predict_proba`` (eager, chunked to bounded
+memory, or inside a graph), ``fit_arrays`` (the path `keraszoo.sklearn` and the benchmarks use) and
+`.keras` saving through `keras.saving`.
 """
+import inspect
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keraszoo.validation import check_x_mask
 
+#: example kinds a model can accept: a table row [D] or an image [H, W, C].
+EXAMPLE_KINDS = ("table", "image")
+#: tasks: imputers complete their input; classifiers predict a label from an incomplete input.
+TASKS = ("impute", "classify")
+#: float32 values the eager and exported imputation may hold at once (256 MB), see `values_per_row`.
+IMPUTE_MEMORY_VALUES = 64 * 1024 * 1024
 
-def make_dataset(x, mask, batch_size=128, shuffle=True, repeat=True, seed=0):
-    """A `tf.data.Dataset` of `(x, mask)` batches from in-memory arrays (x's missing entries zeroed).
 
-    For training (`shuffle` and `repeat`, the default) the rows are drawn without replacement: each
-    epoch is a new permutation of the row indices (stateless, from `seed` and the epoch number, so
-    runs repeat exactly), cut into full batches, and each batch's rows are gathered in one op. The
-    last ``len(x) % batch_size`` rows of each permutation are left out of that epoch (different rows
-    every epoch), so every batch has the same static shape: one trace, and even replica splits.
-    Shuffling row by row (``Dataset.shuffle`` before ``batch``) cost ~390 us of CPU per batch of 128
-    on 2 cores, a fifth of a GAIN step; the gathered batches cost ~60 us.
+def example_kind(example_shape):
+    """"table" for an example shape [D], "image" for [H, W, C]; ValueError otherwise."""
+    rank = len(example_shape)
+    if rank == 1:
+        return "table"
+    if rank == 3:
+        return "image"
+    raise ValueError(f"an example is a table row [D] or an image [H, W, C]; got example shape {tuple(example_shape)}")
+
+
+def make_dataset(x, mask, batch_size=128, shuffle=True, repeat=True, seed=0, y=None):
+    """A `tf.data.Dataset` of ``(x, mask)`` (or ``(x, mask, y)``) batches from in-memory arrays.
+
+    ``x`` is [rows, *example_shape] (its missing entries are zeroed), ``mask`` the same shape, ``y`` an
+    optional label per row. For training (`shuffle` and `repeat`, the default) the rows are drawn
+    without replacement: each epoch is a new permutation of the row indices (stateless, from `seed` and
+    the epoch number, so runs repeat exactly), cut into full batches, and each batch's rows are gathered
+    in one op. The last ``len(x) % batch_size`` rows of each permutation are left out of that epoch
+    (different rows every epoch), so every batch has the same static shape: one trace, and even
+    replica splits. Shuffling row by row (``Dataset.shuffle`` before ``batch``) cost ~390 us of CPU per
+    batch of 128 on 2 cores, a fifth of a GAIN step; the gathered batches cost ~60 us.
     """
     x = np.where(np.asarray(mask) == 1, np.asarray(x), 0.0).astype(np.float32)
     mask = np.asarray(mask, dtype=np.float32)
+    tensors = (x, mask) if y is None else (x, mask, np.asarray(y, dtype=np.int32))
     n_rows = len(x)
     if shuffle and repeat and n_rows >= batch_size:
-        return _shuffled_batches(x, mask, batch_size, seed)
-    ds = tf.data.Dataset.from_tensor_slices((x, mask))
+        return _shuffled_batches(tensors, batch_size, seed)
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
         ds = ds.shuffle(min(n_rows, 100_000), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -54,18 +87,18 @@ def make_dataset(x, mask, batch_size=128, shuffle=True, repeat=True, seed=0):
     return ds.batch(batch_size, drop_remainder=repeat and n_rows >= batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _shuffled_batches(x, mask, batch_size, seed):
+def _shuffled_batches(arrays, batch_size, seed):
     """An endless stream of batches: per epoch, a stateless permutation of the rows in full batches."""
-    n_rows = len(x)
+    n_rows = len(arrays[0])
     batches_per_epoch = n_rows // batch_size
-    values, observed = tf.constant(x), tf.constant(mask)
+    tensors = tuple(tf.constant(a) for a in arrays)
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n_rows), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(tf.reshape(order[: batches_per_epoch * batch_size], [batches_per_epoch, batch_size]))
 
     rows = tf.data.Dataset.counter().flat_map(epoch_batches)
-    return rows.map(lambda index: (tf.gather(values, index), tf.gather(observed, index))).prefetch(tf.data.AUTOTUNE)
+    return rows.map(lambda index: tuple(tf.gather(t, index) for t in tensors)).prefetch(tf.data.AUTOTUNE)
 
 
 def global_sum(value):
@@ -94,37 +127,201 @@ def keep_observed(x, mask, completed):
     return tf.where(mask > 0, x, completed)
 
 
-class DeepImputer(keras.Model):
-    """Base class of the zoo's Keras imputers. See the module docstring for the contract."""
+def chunked_rows(fn, tensors, chunk_rows, axis=0):
+    """``fn(*tensors)`` computed on at most `chunk_rows` rows at a time, in a graph; results joined on `axis`.
 
-    #: whether `sample_imputations` draws different imputations (the model has a noise input).
+    `tensors` all have the rows first; `fn` returns one tensor whose `axis` is the rows (0 for an
+    imputation, 1 for [n, rows, ...] draws). One call when the rows fit, else a `tf.while_loop`:
+    the memory held is bounded by the chunk, whatever the request.
+    """
+    chunk_rows = tf.maximum(tf.cast(chunk_rows, tf.int32), 1)
+    n_rows = tf.shape(tensors[0])[0]
+
+    def looped():
+        n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
+        parts = tf.TensorArray(tensors[0].dtype, size=n_chunks, infer_shape=False)
+
+        def body(i, parts):
+            start = i * chunk_rows
+            piece = [t[start : start + chunk_rows] for t in tensors]
+            out = fn(*piece)
+            if axis:  # rows to the front so the TensorArray concatenates them
+                out = tf.experimental.numpy.moveaxis(out, axis, 0)
+            return i + 1, parts.write(i, out)
+
+        _, parts = tf.while_loop(lambda i, _: i < n_chunks, body, [0, parts])
+        out = parts.concat()
+        return tf.experimental.numpy.moveaxis(out, 0, axis) if axis else out
+
+    return tf.cond(n_rows <= chunk_rows, lambda: fn(*tensors), looped)
+
+
+def largest_divisor_at_most(n, limit):
+    """The largest divisor of `n` that is <= `limit` (1 at worst)."""
+    n, limit = int(n), max(1, int(limit))
+    best = 1
+    for d in range(1, int(math.isqrt(n)) + 1):
+        if n % d == 0:
+            for candidate in (d, n // d):
+                if candidate <= limit:
+                    best = max(best, candidate)
+    return best
+
+
+def plan_steps(*, rows, batch_size, epochs=None, iterations=None, min_steps_per_epoch=500, max_steps_per_execution=50):
+    """(Keras epochs, steps per Keras epoch, steps per execution) running EXACTLY the steps asked for.
+
+    Keras runs whole executions of `steps_per_execution` steps, so both are chosen to divide:
+    `epochs` passes over `rows` in batches of `batch_size` run ``epochs * (rows // batch_size)`` steps;
+    `iterations` run that many steps, grouped into Keras epochs of about `min_steps_per_epoch` (on small
+    tables a pass is a few batches and per-epoch overhead would dominate). The steps per execution is
+    the largest divisor of the epoch's steps not above `max_steps_per_execution`.
+    """
+    steps_per_pass = max(1, int(rows) // int(batch_size))
+    if epochs is not None:
+        keras_epochs, steps_per_epoch = int(epochs), steps_per_pass
+    else:
+        iterations = int(iterations)
+        target = min(iterations, max(steps_per_pass, int(min_steps_per_epoch)))
+        keras_epochs = max(1, round(iterations / target))
+        while iterations % keras_epochs:  # the nearest count of equal epochs
+            keras_epochs -= 1
+        steps_per_epoch = iterations // keras_epochs
+    return keras_epochs, steps_per_epoch, largest_divisor_at_most(steps_per_epoch, max_steps_per_execution)
+
+
+class DeepImputer(keras.Model):
+    """Base class of the zoo's Keras models (imputers, and classifiers of incomplete inputs).
+
+    See the module docstring for the contract. Class attributes a subclass sets:
+    """
+
+    #: "impute" or "classify".
+    task = "impute"
+    #: which example shapes the model takes: "table" ([D]) and/or "image" ([H, W, C]). A table-only
+    #: model given images sees them flattened to rows ([H * W * C]), as GAIN on MNIST in g2lgn.md.
+    example_kinds = ("table",)
+    #: whether `sample_imputations` draws different imputations (`sample_batch` is implemented).
     generative = False
+    #: {optimizer attribute: network attribute (or tuple of them) it trains}.
+    optimizer_networks = {}
+    #: {optimizer attribute: default learning rate}; `compile_default` takes a float or a dict over these.
+    default_learning_rates = {}
     #: default number of training steps for `fit_arrays` when neither epochs nor iterations is given.
     default_iterations = 10_000
-    #: `fit_arrays` groups `iterations` into Keras epochs of at least this many steps.
+    #: `fit_arrays` groups `iterations` into Keras epochs of about this many steps.
     min_steps_per_epoch = 500
     #: train steps run per `tf.function` call by the default compile (Python overhead dominates small MLPs).
     default_steps_per_execution = 50
+    #: float32 values held per example value while imputing (the default memory hint, `values_per_row`).
+    imputation_cost = 8
 
     def __init__(self, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.example_shape = None
         self.n_features = None
+
+    # --- what the model accepts ------------------------------------------------------------------
+    @classmethod
+    def model_example_shape(cls, data_example_shape):
+        """The example shape this model works on for data whose examples have `data_example_shape`.
+
+        Images go to a table-only model flattened; a table to an image-only model is an error.
+        """
+        data_example_shape = tuple(int(s) for s in data_example_shape)
+        kind = example_kind(data_example_shape)
+        if kind in cls.example_kinds:
+            return data_example_shape
+        if kind == "image" and "table" in cls.example_kinds:
+            return (int(np.prod(data_example_shape)),)
+        raise ValueError(
+            f"{cls.__name__} takes {' or '.join(cls.example_kinds)} examples, not {kind}s of shape {data_example_shape}"
+        )
+
+    @classmethod
+    def fit_parameters(cls):
+        """{training parameter: default} that `fit_arrays` takes (and `ZooImputer` passes through)."""
+        signature = inspect.signature(cls.fit_arrays)
+        return {
+            p.name: (None if p.default is inspect.Parameter.empty else p.default)
+            for p in signature.parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.name not in ("seed", "callbacks")
+        }
 
     # --- networks -------------------------------------------------------------------------------
     def build(self, input_shape):
-        # Accept [batch, features] or the ((x_shape), (mask_shape)) pair that `call` receives.
+        # Accept [batch, *example] or the ((x_shape), (mask_shape)) pair that `call` receives.
         if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
             input_shape = input_shape[0]
-        n_features = int(input_shape[-1])
-        if self.n_features is None:
-            self.n_features = n_features
-            self.build_networks(n_features)
+        example_shape = tuple(int(s) for s in input_shape[1:])
+        if self.example_shape is None:
+            if example_kind(example_shape) not in self.example_kinds:
+                raise ValueError(f"{type(self).__name__} takes {' or '.join(self.example_kinds)} examples, not shape {example_shape}")
+            self.example_shape = example_shape
+            self.n_features = int(np.prod(example_shape))
+            self.build_networks(example_shape)
+        # One function per instance (a class-level tf.function would retrace for every new model).
+        object.__setattr__(self, "_impute_fn", tf.function(self._impute_graph, reduce_retracing=True))
+        object.__setattr__(self, "_sample_fn", tf.function(self._sample_graph, reduce_retracing=True))
+        object.__setattr__(self, "_proba_fn", tf.function(self._proba_graph, reduce_retracing=True))
         self.built = True
 
-    def build_networks(self, n_features):
+    def build_networks(self, example_shape):
+        """Create the sub-networks for examples of `example_shape` ((D,) or (H, W, C))."""
         raise NotImplementedError
+
+    def compile(self, **kwargs):
+        """Keras's compile, plus the model's optimizers: ``compile(g_optimizer=..., d_optimizer=..., ...)``.
+
+        Each optimizer named in `optimizer_networks` is taken from `kwargs`, or is Adam at its default
+        learning rate; every other argument goes to `keras.Model.compile`.
+        """
+        optimizers = {name: kwargs.pop(name, None) for name in self.optimizer_networks}
+        super().compile(**kwargs)
+        rates = self.learning_rates()
+        for name, optimizer in optimizers.items():
+            setattr(self, name, optimizer or keras.optimizers.Adam(rates[name]))
+
+    def learning_rates(self, learning_rate=None):
+        """{optimizer: rate}: the defaults, all set to a float `learning_rate`, or updated from a dict."""
+        rates = {name: float(self.default_learning_rates.get(name, 1e-3)) for name in self.optimizer_networks}
+        if learning_rate is None:
+            return rates
+        if isinstance(learning_rate, dict):
+            unknown = sorted(set(learning_rate) - set(rates))
+            if unknown:
+                raise ValueError(
+                    f"learning_rate has rate(s) for {', '.join(unknown)}, which {type(self).__name__} does not have; "
+                    f"its optimizers: {', '.join(rates)}"
+                )
+            updates = learning_rate
+        else:
+            updates = {name: learning_rate for name in rates}
+        for name, rate in updates.items():
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 or not math.isfinite(rate):
+                raise ValueError(f"learning rate of {name} must be a positive number, got {rate!r}")
+            rates[name] = float(rate)
+        return rates
+
+    def make_optimizer(self, name, learning_rate):
+        """The optimizer `compile_default` gives `name` (Adam; override for another kind)."""
+        return keras.optimizers.Adam(learning_rate)
+
+    def compile_default(self, learning_rate=None, steps_per_execution=1):
+        """Compile with the model's default optimizers, each at its rate (see `learning_rates`)."""
+        rates = self.learning_rates(learning_rate)
+        self.compile(**{name: self.make_optimizer(name, rate) for name, rate in rates.items()}, steps_per_execution=steps_per_execution)
+
+    def optimizers_and_variables(self):
+        """[(optimizer attribute, optimizer, the trainable variables it updates)] for every optimizer."""
+        out = []
+        for name, networks in self.optimizer_networks.items():
+            networks = (networks,) if isinstance(networks, str) else tuple(networks)
+            variables = [v for network in networks for v in getattr(self, network).trainable_variables]
+            out.append((name, getattr(self, name), variables))
+        return out
 
     def build_optimizers(self):
         """Create every optimizer's slot variables now (needed before `fit` under a distribution strategy).
@@ -135,24 +332,12 @@ class DeepImputer(keras.Model):
         written before that no longer matches the model it is restored into.
         """
         used = set()
-        for optimizer, network in self.optimizers_and_networks():
-            optimizer.build(network.trainable_variables)
+        for _, optimizer, variables in self.optimizers_and_variables():
+            optimizer.build(variables)
             used.add(id(optimizer))
         placeholder = getattr(self, "optimizer", None)
         if placeholder is not None and id(placeholder) not in used and not placeholder.built:
             placeholder.build([])
-
-    def optimizers_and_networks(self):
-        """[(optimizer, network it updates)] — the optimizers `compile` received."""
-        raise NotImplementedError
-
-    def generate(self, x, mask, noise, training=False):
-        """The network's value for every entry (observed ones included)."""
-        raise NotImplementedError
-
-    def noise_like(self, x, deterministic):
-        """The noise a generative model feeds at missing entries; its mean when `deterministic`."""
-        return tf.zeros_like(x)
 
     def random_uniform(self, shape, minval=0.0, maxval=1.0):
         """`keras.random.uniform` drawn from the model's seed generator, different on every replica.
@@ -162,115 +347,282 @@ class DeepImputer(keras.Model):
         same numbers for its rows (the same noise and hints in each replica's share of the batch);
         here the replica's id is added to the seed instead.
         """
+        seed = self._replica_seed()
+        if seed is None:
+            return keras.random.uniform(shape, minval, maxval, seed=self.seed_generator)
+        dtype = keras.config.floatx()
+        return tf.random.stateless_uniform(shape, seed=seed, minval=tf.cast(minval, dtype), maxval=tf.cast(maxval, dtype), dtype=dtype)
+
+    def random_normal(self, shape, mean=0.0, stddev=1.0):
+        """`keras.random.normal` from the model's seed generator, different on every replica (see `random_uniform`)."""
+        seed = self._replica_seed()
+        if seed is None:
+            return keras.random.normal(shape, mean, stddev, seed=self.seed_generator)
+        dtype = keras.config.floatx()
+        return tf.random.stateless_normal(shape, seed=seed, mean=tf.cast(mean, dtype), stddev=tf.cast(stddev, dtype), dtype=dtype)
+
+    def _replica_seed(self):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
-            return keras.random.uniform(shape, minval, maxval, seed=self.seed_generator)
+            return None
         seed = self.seed_generator.next()
         seed = seed + tf.cast(tf.stack([context.replica_id_in_sync_group, 0]), seed.dtype)
-        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # as keras.random does for TF
-        dtype = keras.config.floatx()
-        return tf.random.stateless_uniform(
-            shape, seed=seed, minval=tf.cast(minval, dtype), maxval=tf.cast(maxval, dtype), dtype=dtype
-        )
+        return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # as keras.random does for TF
+
+    # --- the graph hooks ------------------------------------------------------------------------
+    def impute_batch(self, x, mask):
+        """The model's value for every entry of `x` (missing entries zeroed), deterministic. Graph mode."""
+        raise NotImplementedError(f"{type(self).__name__} does not impute")
+
+    def sample_batch(self, x, mask, n):
+        """`n` imputations with fresh randomness, [n, batch, ...] (generative models). Graph mode."""
+        raise NotImplementedError(f"{type(self).__name__} is not generative: use impute() for its single imputation")
+
+    def predict_proba_batch(self, x, mask):
+        """Class probabilities [batch, n_classes] (classifiers). Graph mode."""
+        raise NotImplementedError(f"{type(self).__name__} is not a classifier")
+
+    def values_per_row(self, draws=1):
+        """About how many float32 values imputing one row keeps in memory (`draws` imputations of it).
+
+        The memory hint: eager imputation and the exported signatures work on at most
+        ``IMPUTE_MEMORY_VALUES // values_per_row(draws)`` rows at a time. The default, `imputation_cost`
+        times the example's size per draw, suits networks as wide as their input; a model that keeps
+        more per row (MIWAE's L importance samples) overrides it. `draws` may be a tensor.
+        """
+        return self.imputation_cost * self.n_features * draws
+
+    def rows_per_chunk(self, draws=1):
+        return max(1, IMPUTE_MEMORY_VALUES // max(1, int(self.values_per_row(draws))))
 
     # --- imputation -----------------------------------------------------------------------------
     def call(self, inputs, training=False):
         x, mask = inputs
+        if self.task == "classify":
+            return self._proba_graph(x, mask)
+        return self._impute_graph(x, mask)
+
+    def _impute_graph(self, x, mask):
         x_zeroed = tf.where(mask > 0, x, tf.zeros_like(x))
-        completed = self.generate(x_zeroed, mask, self.noise_like(x_zeroed, deterministic=True), training=training)
-        return keep_observed(x, mask, completed)
+        return keep_observed(x, mask, self.impute_batch(x_zeroed, mask))
+
+    def _sample_graph(self, x, mask, n):
+        x_zeroed = tf.where(mask > 0, x, tf.zeros_like(x))
+        return keep_observed(x[None], mask[None], self.sample_batch(x_zeroed, mask, n))
+
+    def _proba_graph(self, x, mask):
+        return self.predict_proba_batch(tf.where(mask > 0, x, tf.zeros_like(x)), mask)
 
     def impute(self, x, mask):
-        """Single imputation of `x` [batch, features] (1 = observed in `mask`); observed entries unchanged.
+        """Single imputation of `x` [rows, *example_shape] (1 = observed in `mask`); observed entries unchanged.
 
-        Deterministic: a generative model uses its noise's mean here (see `sample_imputations`).
+        Deterministic. Eager calls run at most `rows_per_chunk()` rows at a time; inside a traced
+        graph it is the graph of `impute_batch` on the whole batch.
         """
+        self._require_task("impute")
+        if self._in_graph(x, mask):
+            return self._impute_graph(x, mask)
         x, mask = self._check_inputs(x, mask)
-        return self._impute_fn(x, mask)
+        return self._chunked(self._impute_fn, x, mask, self.rows_per_chunk(), axis=0)
 
     def sample_imputations(self, x, mask, n):
-        """`n` imputations drawn with fresh noise, shape [n, batch, features] (generative models only)."""
+        """`n` imputations drawn with fresh randomness, shape [n, rows, *example_shape] (generative models)."""
+        self._require_task("impute")
         if not self.generative:
             raise NotImplementedError(f"{type(self).__name__} is not generative: use impute() for its single imputation")
-        if int(n) < 1:
+        if isinstance(n, bool) or int(n) != n or int(n) < 1:
             raise ValueError(f"n must be a positive number of imputations, got {n}")
+        n = int(n)
         x, mask = self._check_inputs(x, mask)
-        return self._sample_fn(x, mask, tf.constant(int(n)))
+        return self._chunked(lambda a, b: self._sample_fn(a, b, tf.constant(n)), x, mask, self.rows_per_chunk(n), axis=1)
 
-    @tf.function(reduce_retracing=True)
-    def _impute_fn(self, x, mask):
-        return self((x, mask), training=False)
+    def predict_proba(self, x, mask):
+        """Class probabilities [rows, n_classes] of incomplete inputs (classifiers)."""
+        self._require_task("classify")
+        if self._in_graph(x, mask):
+            return self._proba_graph(x, mask)
+        x, mask = self._check_inputs(x, mask)
+        return self._chunked(self._proba_fn, x, mask, self.rows_per_chunk(), axis=0)
 
-    @tf.function(reduce_retracing=True)
-    def _sample_fn(self, x, mask, n):
-        return tf.map_fn(lambda _: self.sample_draw(x, mask), tf.range(n), fn_output_signature=tf.float32)
+    def _require_task(self, task):
+        if self.task != task:
+            what = {"impute": "imputes", "classify": "classifies"}[self.task]
+            raise NotImplementedError(f"{type(self).__name__} {what} (task {self.task!r}); this call is for task {task!r}")
 
-    def sample_draw(self, x, mask):
-        """One imputation with fresh noise (graph-friendly; `sample_imputations` stacks n of them)."""
-        x_zeroed = tf.where(mask > 0, x, tf.zeros_like(x))
-        completed = self.generate(x_zeroed, mask, self.noise_like(x_zeroed, deterministic=False))
-        return keep_observed(x, mask, completed)
+    @staticmethod
+    def _in_graph(x, mask):
+        return isinstance(x, tf.Tensor) and isinstance(mask, tf.Tensor) and not tf.executing_eagerly()
+
+    @staticmethod
+    def _chunked(fn, x, mask, chunk, axis):
+        if len(x) <= chunk:
+            return fn(x, mask)
+        return tf.concat([fn(x[i : i + chunk], mask[i : i + chunk]) for i in range(0, len(x), chunk)], axis=axis)
 
     def _check_inputs(self, x, mask):
-        if isinstance(x, tf.Tensor) and isinstance(mask, tf.Tensor) and not tf.executing_eagerly():
-            return x, mask  # inside a traced graph: shapes are checked by the ops themselves
         if not self.built:
-            raise RuntimeError(f"{type(self).__name__} is not built: fit it (or call build) before imputing")
-        x, mask = check_x_mask(np.asarray(x), np.asarray(mask), n_features=self.n_features, where=f"{self.name}.impute")
+            raise RuntimeError(f"{type(self).__name__} is not built: fit it (or call build) before using it")
+        x, mask = check_x_mask(
+            np.asarray(x), np.asarray(mask), example_shape=self.example_shape, where=f"{self.name}", ranks=(len(self.example_shape) + 1,)
+        )
         return tf.constant(x), tf.constant(mask)
 
     # --- training -------------------------------------------------------------------------------
     def fit_arrays(
-        self, x, mask, *, iterations=None, epochs=None, batch_size=128, learning_rate=1e-3, seed=0, verbose=0, callbacks=None
+        self, x, mask, y=None, *, iterations=None, epochs=None, batch_size=128, learning_rate=None, verbose=0, seed=0, callbacks=None
     ):
-        """Train on in-memory arrays with `model.fit`; returns the Keras `History`.
+        """Train on in-memory arrays with `model.fit` (through `fit_rounds`); returns the Keras `History`.
 
-        `iterations` is the number of training steps (batches), the unit GAIN's reference code uses;
-        they are grouped into Keras epochs of at least `min_steps_per_epoch` steps (callbacks and logs
-        see those), each a multiple of the compiled `steps_per_execution`: the total is `iterations` rounded up
-        to that (exact for the defaults and round numbers). `epochs` counts passes over the rows instead. Give at most one; neither means
-        `default_iterations`. `learning_rate` is used only when the model was not compiled yet (then it
-        is compiled with its default optimizers at that rate).
+        `x` and `mask` are [rows, *example_shape] (scaled, 1 = observed); `y` the class of each row for
+        classifiers. `iterations` is the number of training steps (batches), the unit GAIN's reference
+        code uses; `epochs` counts passes over the rows instead (``rows // batch_size`` steps each). Give
+        at most one; neither means `default_iterations`. Exactly that many steps run (see `plan_steps`).
+        `learning_rate` (a float, or a dict per optimizer) is used only when the model was not compiled
+        yet (then it is compiled with its default optimizers). `verbose=1` shows Keras's progress bar.
         """
-        x, mask = check_x_mask(x, mask, where=f"{self.name}.fit")
+        if self.task == "classify" and y is None:
+            raise ValueError(f"{type(self).__name__} is a classifier: fit_arrays needs the labels y")
+        if self.task == "impute" and y is not None:
+            raise ValueError(f"{type(self).__name__} is an imputer: fit_arrays takes no labels")
+        ranks = tuple({"table": 2, "image": 4}[k] for k in self.example_kinds) if not self.built else (len(self.example_shape) + 1,)
+        x, mask = check_x_mask(x, mask, example_shape=self.example_shape, where=f"{self.name}.fit", ranks=ranks)
+        if y is not None:
+            y = self.check_labels(y, len(x))
         if iterations is not None and epochs is not None:
             raise ValueError("give either iterations or epochs, not both")
-        n_rows = len(x)
-        batch_size = int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if epochs is not None and int(epochs) < 1:
-            raise ValueError(f"epochs must be positive, got {epochs}")
-        steps_per_pass = max(1, n_rows // batch_size)
-        if epochs is None:
-            iterations = self.default_iterations if iterations is None else int(iterations)
-            if iterations < 1:
-                raise ValueError(f"iterations must be positive, got {iterations}")
-        if not self.built:
-            self.build((None, x.shape[1]))
-        if not self.compiled:
-            total = iterations if epochs is None else steps_per_pass * int(epochs)
-            self.compile_default(learning_rate, steps_per_execution=min(self.default_steps_per_execution, total))
-        # Keras runs whole executions of `steps_per_execution` steps, so epochs are a multiple of it.
-        execution = int(self.steps_per_execution)
-        if epochs is None:
-            # Keras "epochs" of at least `min_steps_per_epoch` steps: on small tables a pass over the
-            # rows is a few batches, and per-epoch overhead would dominate training time.
-            epochs = -(-iterations // min(iterations, max(steps_per_pass, self.min_steps_per_epoch)))
-            steps_per_epoch = -(-iterations // epochs)
-            steps_per_epoch = -(-steps_per_epoch // execution) * execution
+        batch_size = _positive_int(batch_size, "batch_size")
+        if epochs is not None:
+            epochs = _positive_int(epochs, "epochs")
+        elif iterations is None:
+            iterations = self.default_iterations
         else:
-            steps_per_epoch = -(-steps_per_pass // execution) * execution
-        dataset = make_dataset(x, mask, batch_size=min(batch_size, n_rows), seed=seed)
-        return self.fit(
-            dataset, epochs=int(epochs), steps_per_epoch=steps_per_epoch, shuffle=False, verbose=verbose, callbacks=callbacks
+            iterations = _positive_int(iterations, "iterations")
+        batch_size = min(batch_size, len(x))
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        keras_epochs, steps_per_epoch, execution = plan_steps(
+            rows=len(x),
+            batch_size=batch_size,
+            epochs=epochs,
+            iterations=iterations,
+            min_steps_per_epoch=self.min_steps_per_epoch,
+            max_steps_per_execution=self.default_steps_per_execution if not self.compiled else int(self.steps_per_execution),
+        )
+        if not self.compiled:
+            self.compile_default(learning_rate, steps_per_execution=execution)
+        elif steps_per_epoch % int(self.steps_per_execution):
+            raise ValueError(
+                f"the model was compiled with steps_per_execution={int(self.steps_per_execution)}, which does not divide the "
+                f"{steps_per_epoch} steps of an epoch here: Keras would run more steps than asked; compile with a divisor of it"
+            )
+        return self.fit_rounds(
+            x,
+            mask,
+            y,
+            make_dataset=lambda x_, mask_, y_=None: make_dataset(x_, mask_, batch_size=batch_size, seed=seed, y=y_),
+            epochs=keras_epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
         )
 
-    def compile_default(self, learning_rate=1e-3, steps_per_execution=1):
-        """Compile with the model's default optimizers (Adam at `learning_rate`)."""
-        raise NotImplementedError
+    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, callbacks=None, verbose=0):
+        """Train for `epochs` Keras epochs of `steps_per_epoch` steps on the scaled training arrays.
+
+        The default is one `fit` on ``make_dataset(x, mask, y)``. `fit_arrays` and `training.train` both
+        call this hook (so callbacks, TensorBoard, checkpoints and strategies see every round): a model
+        that trains in rounds (EMFlow, MCFlow re-impute the training table between rounds and may
+        re-initialise networks) overrides it with a loop of
+        ``self.fit(make_dataset(x_round, mask), initial_epoch=start, epochs=end, ...)`` that passes the
+        same `callbacks` every time, and returns the last `History` with every round's values
+        (`merge_histories`). `make_dataset` builds the (possibly distributed) training batches.
+        """
+        return self.fit(
+            make_dataset(x, mask, y),
+            epochs=int(epochs),
+            steps_per_epoch=int(steps_per_epoch),
+            shuffle=False,
+            verbose=verbose,
+            callbacks=callbacks,
+        )
+
+    def check_labels(self, y, n_rows):
+        y = np.asarray(y)
+        if y.shape != (n_rows,):
+            raise ValueError(f"y must hold one label per row ({n_rows}), got shape {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise ValueError("y must hold class indices 0 .. n_classes - 1 (integers)")
+        return y.astype(np.int32)
+
+    # --- the contract tests ---------------------------------------------------------------------
+    @classmethod
+    def contract_example(cls):
+        """The small example `keraszoo.testing.contract` checks this model on (override for images or labels).
+
+        A dict: ``x`` and ``mask`` (raw scale, 1 = observed), ``y`` (classifiers), ``params`` (non-default
+        constructor parameters, so that saving and configs are checked beyond the defaults) and ``fit``
+        (training parameters: a few steps).
+        """
+        from keraszoo.testing import table_example
+
+        x, mask = table_example()
+        return {"x": x, "mask": mask, "params": {}, "fit": {"iterations": 20, "batch_size": 16}}
 
     def get_config(self):
         config = super().get_config()
         config.update({"seed": self.seed})
         return config
+
+
+class DeepClassifier(DeepImputer):
+    """Base of classifiers of incomplete inputs (MisConv, the downstream classifiers of MIWAE and MisConv).
+
+    Implements `predict_proba_batch`; `fit_arrays(x, mask, y)` takes class indices 0 .. n_classes - 1
+    (`n_classes` is read from `y` at the first fit when not given).
+    """
+
+    task = "classify"
+
+    def __init__(self, n_classes=None, seed=0, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if n_classes is not None and (isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 2):
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        self.n_classes = None if n_classes is None else int(n_classes)
+
+    def check_labels(self, y, n_rows):
+        y = super().check_labels(y, n_rows)
+        if self.n_classes is None:
+            if self.built:
+                raise ValueError("n_classes must be known before the model is built: pass n_classes")
+            self.n_classes = max(2, int(y.max()) + 1)
+        elif y.max() >= self.n_classes:
+            raise ValueError(f"y holds class {int(y.max())}, but the model has {self.n_classes} classes")
+        return y
+
+    def build(self, input_shape):
+        if self.n_classes is None:
+            raise ValueError(f"{type(self).__name__}: set n_classes (or fit with labels) before building")
+        super().build(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"n_classes": self.n_classes})
+        return config
+
+
+def merge_histories(histories):
+    """One `keras.callbacks.History` with the epochs and values of several `fit` calls, in order."""
+    merged = histories[-1]
+    epochs, values = [], {}
+    for history in histories:
+        epochs.extend(history.epoch)
+        for key, series in history.history.items():
+            values.setdefault(key, []).extend(series)
+    merged.epoch, merged.history = epochs, values
+    return merged
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

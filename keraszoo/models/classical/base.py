@@ -17,6 +17,9 @@ class ClassicalImputer:
     """
 
     registry_name = None
+    #: non-default constructor parameters the contract checks use (`contract_example`).
+    contract_params = {}
+    task = "impute"
 
     def __init__(self):
         self.n_features_ = None
@@ -74,6 +77,14 @@ class ClassicalImputer:
     @classmethod
     def exportable(cls):
         return cls.tf_impute is not ClassicalImputer.tf_impute
+
+    @classmethod
+    def contract_example(cls):
+        """The small table `keraszoo.contract` checks this model on, with `contract_params`."""
+        from keraszoo.testing import table_example
+
+        x, mask = table_example()
+        return {"x": x, "mask": mask, "params": dict(cls.contract_params)}
 
     def get_config(self):
         """Constructor parameters, so `type(m)(**m.get_config())` builds an identical untrained model."""

@@ -25,6 +25,8 @@ class EMImputer(ClassicalImputer):
     missing values (one d x d inverse per iteration instead of one per row: 30000 x 23 runs ~10x faster).
     """
 
+    contract_params = {"max_iter": 50, "tol": 1e-5, "reg": 1e-5}
+
     def __init__(self, max_iter=100, tol=1e-6, reg=1e-6):
         super().__init__()
         if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:

@@ -137,6 +137,8 @@ class MICEImputer(_IterativeImputerWrapper):
     from numpy/scipy's generator and depend on the whole batch) and `exportable()` of that instance is False.
     """
 
+    contract_params = {"max_iter": 5, "tol": 1e-2, "random_state": 1}
+
     exportable = _ExportableCheck()
 
     def __init__(self, max_iter=10, sample_posterior=False, random_state=0, tol=1e-3):
@@ -220,6 +222,8 @@ class MissForestImputer(_IterativeImputerWrapper):
     Export: `tf_impute` replays the chain with every fitted tree stored as flat node arrays (see
     `_tf_step_arrays`); the SavedModel holds all n_iter_ x D forests, 28 bytes per tree node.
     """
+
+    contract_params = {"n_estimators": 5, "max_iter": 2, "max_depth": 6, "min_samples_leaf": 3, "n_jobs": 1}
 
     def __init__(
         self,

@@ -41,6 +41,8 @@ class SoftImpute(ClassicalImputer):
     value get mu, the column means of the completed training matrix.
     """
 
+    contract_params = {"max_rank": 3, "max_iter": 50}
+
     def __init__(self, lambda_=None, max_rank=None, max_iter=100, tol=1e-6):
         super().__init__()
         if lambda_ is not None and not lambda_ >= 0:

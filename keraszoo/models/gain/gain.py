@@ -28,9 +28,11 @@ class GAIN(DeepImputer):
 
     Choices where the GAIN paper and its reference code differ (written down here, as they matter):
 
-    * `hint_variant="code"` (default): the reference code's hint H = B * M with B ~ Bernoulli(hint_rate),
-      and D's loss averages over all entries. `hint_variant="paper"`: the paper's H = B * M + 0.5 (1 - B),
-      with both losses restricted to the entries whose hint was withheld (B = 0).
+    * `hint_variant="code"` (default): the reference code's hint H = B * M with B ~ Bernoulli(hint_rate)
+      entry by entry, and both losses average over all entries. `hint_variant="paper"`: the GAIN
+      paper's hint mechanism (its section 4): B has exactly one 0 per row, at a coordinate chosen
+      uniformly, H = B * M + 0.5 (1 - B), and D's and G's adversarial losses are taken on that one
+      coordinate only (the paper's sums over i with b_i = 0). `hint_rate` is not used by it.
     * Beyond the paper, `extra_mask_rate` > 0 hides that fraction of the observed entries of each
       batch from G and D (they are treated as missing) while G's reconstruction loss still covers
       every observed entry, so G learns to predict entries it cannot see, not only to copy its input.
@@ -44,6 +46,9 @@ class GAIN(DeepImputer):
     """
 
     generative = True
+    example_kinds = ("table",)  # images are flattened to rows, as g2lgn.md runs GAIN on MNIST
+    optimizer_networks = {"g_optimizer": "generator", "d_optimizer": "discriminator"}
+    default_learning_rates = {"g_optimizer": 1e-3, "d_optimizer": 1e-3}
 
     def __init__(
         self, hint_rate=0.9, alpha=100.0, hidden_units=None, noise_scale=0.01, hint_variant="code", extra_mask_rate=0.0, seed=0, **kwargs
@@ -69,7 +74,8 @@ class GAIN(DeepImputer):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.mse_tracker = keras.metrics.Mean(name="mse_observed")
 
-    def build_networks(self, n_features):
+    def build_networks(self, example_shape):
+        (n_features,) = example_shape
         hidden = self.hidden_units or [n_features, n_features]
         self.generator = mlp(
             2 * n_features, hidden, n_features, "sigmoid", seed=self.seed * 1000, name="generator", initializer=gain_reference_init
@@ -81,17 +87,7 @@ class GAIN(DeepImputer):
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         """`g_optimizer` trains the generator, `d_optimizer` the discriminator (Adam(1e-3) each if None)."""
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-3)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-3)
-
-    def compile_default(self, learning_rate=1e-3, steps_per_execution=1):
-        self.compile(
-            keras.optimizers.Adam(learning_rate), keras.optimizers.Adam(learning_rate), steps_per_execution=steps_per_execution
-        )
-
-    def optimizers_and_networks(self):
-        return [(self.g_optimizer, self.generator), (self.d_optimizer, self.discriminator)]
+        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, **kwargs)
 
     @property
     def metrics(self):
@@ -103,8 +99,27 @@ class GAIN(DeepImputer):
         return self.random_uniform(tf.shape(x), 0.0, self.noise_scale)
 
     def generate(self, x, mask, noise, training=False):
+        """G's value for every entry: G(X~, M) with X~ = M * X + (1 - M) * Z (noise at missing entries)."""
         x_noisy = mask * x + (1.0 - mask) * noise
         return self.generator(tf.concat([x_noisy, mask], axis=1), training=training)
+
+    def impute_batch(self, x, mask):
+        return self.generate(x, mask, self.noise_like(x, deterministic=True))
+
+    def sample_batch(self, x, mask, n):
+        return tf.map_fn(
+            lambda _: self.generate(x, mask, self.noise_like(x, deterministic=False)), tf.range(n), fn_output_signature=x.dtype
+        )
+
+    def hint_mask(self, mask):
+        """B of the hint mechanism (1 = D is told whether the entry was observed), see `hint_variant`."""
+        if self.hint_variant == "code":
+            return tf.cast(self.random_uniform(tf.shape(mask)) < self.hint_rate, mask.dtype)
+        # The paper: exactly one coordinate per row withheld, chosen uniformly.
+        n_features = tf.shape(mask)[1]
+        withheld = tf.cast(tf.floor(self.random_uniform(tf.shape(mask)[:1]) * tf.cast(n_features, mask.dtype)), tf.int32)
+        withheld = tf.minimum(withheld, n_features - 1)
+        return 1.0 - tf.one_hot(withheld, n_features, dtype=mask.dtype)
 
     def train_step(self, data):
         x, observed = data
@@ -115,7 +130,7 @@ class GAIN(DeepImputer):
             keep = self.random_uniform(tf.shape(observed)) >= self.extra_mask_rate
             mask = observed * tf.cast(keep, observed.dtype)
         noise = self.noise_like(x, deterministic=False)
-        b = tf.cast(self.random_uniform(tf.shape(mask)) < self.hint_rate, mask.dtype)
+        b = self.hint_mask(mask)
         if self.hint_variant == "code":
             hint, weight = b * mask, tf.ones_like(mask)
         else:
@@ -149,6 +164,12 @@ class GAIN(DeepImputer):
         self.g_loss_tracker.update_state(g_loss)
         self.mse_tracker.update_state(mse)
         return {m.name: m.result() for m in self.metrics}
+
+    @classmethod
+    def contract_example(cls):
+        example = super().contract_example()
+        example["params"] = {"hint_rate": 0.8, "alpha": 10.0, "hidden_units": [6, 4], "noise_scale": 0.05, "hint_variant": "paper", "extra_mask_rate": 0.1, "seed": 3}
+        return example
 
     def get_config(self):
         config = super().get_config()

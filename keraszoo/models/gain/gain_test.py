@@ -67,9 +67,32 @@ def test_fit_runs_requested_iterations(breast_mcar):
     truth, mask = breast_mcar
     model = GAIN()
     history = model.fit_arrays(truth, mask, iterations=120, batch_size=32)
-    assert int(model.g_optimizer.iterations) >= 120
-    assert int(model.g_optimizer.iterations) < 120 + model.steps_per_execution
+    assert int(model.g_optimizer.iterations) == 120
     assert len(history.history["g_loss"]) >= 1
+
+
+@pytest.mark.parametrize("epochs, batch_size, steps", [(20, 128, 80), (3, 100, 15), (2, 569, 2)])
+def test_fit_runs_exactly_the_requested_epochs(breast_mcar, epochs, batch_size, steps):
+    """569 rows in batches of 128 are 4 steps a pass: epochs=20 is 80 steps (it ran 1,000 when epochs were
+    rounded up to the compiled steps_per_execution of 50)."""
+    truth, mask = breast_mcar
+    model = GAIN()
+    history = model.fit_arrays(truth, mask, epochs=epochs, batch_size=batch_size)
+    assert int(model.g_optimizer.iterations) == steps
+    assert int(model.d_optimizer.iterations) == steps
+    assert len(history.epoch) == epochs
+
+
+def test_paper_hint_withholds_exactly_one_coordinate_per_row():
+    """The GAIN paper's hint: B has a single 0 per row, uniformly placed; D's loss sees only that coordinate."""
+    model = GAIN(hint_variant="paper", seed=2)
+    mask = np.ones((4000, 7), np.float32)
+    b = model.hint_mask(mask).numpy()
+    np.testing.assert_array_equal((b == 0).sum(axis=1), np.ones(4000))
+    counts = (b == 0).sum(axis=0)
+    assert counts.min() > 4000 / 7 * 0.8 and counts.max() < 4000 / 7 * 1.2, counts  # uniform over coordinates
+    code = GAIN(hint_variant="code", hint_rate=0.9, seed=2).hint_mask(mask).numpy()
+    assert abs((code == 0).mean() - 0.1) < 0.01  # the reference code's Bernoulli(hint_rate) per entry
 
 
 @pytest.mark.parametrize("variant", ["code", "paper"])
@@ -142,12 +165,26 @@ def test_impute_traces_once_for_varying_batch_sizes(trained):
     assert concrete <= 2  # reduce_retracing: one generic trace after the first shape
 
 
+def test_each_instance_has_its_own_impute_function(breast_mcar):
+    """A class-level tf.function retraced for every new model (TensorFlow's "5 out of the last 5 calls
+    ... triggered tf.function retracing" warning in the demo): each instance traces its own once."""
+    truth, mask = breast_mcar
+    models = [GAIN(seed=s) for s in range(6)]
+    for model in models:
+        model.build((None, truth.shape[1]))
+        model.impute(truth[:9], mask[:9])
+        model.impute(truth[:9], mask[:9])
+    assert all(m._impute_fn.experimental_get_tracing_count() == 1 for m in models)
+    assert models[0]._impute_fn is not models[1]._impute_fn
+
+
 def test_build_optimizers_creates_slots_before_fit():
     """Needed under a distribution strategy, where optimizer variables must exist before `fit`."""
     model = GAIN()
     model.build((None, 6))
     model.compile()
     model.build_optimizers()
-    for optimizer, network in model.optimizers_and_networks():
+    assert [name for name, _, _ in model.optimizers_and_variables()] == ["g_optimizer", "d_optimizer"]
+    for _, optimizer, variables in model.optimizers_and_variables():
         assert optimizer.built
-        assert len(optimizer.variables) > len(network.trainable_variables)  # moments per weight + counters
+        assert len(optimizer.variables) > len(variables)  # moments per weight + counters
