@@ -1,7 +1,11 @@
-"""training.benchmark's sweeps, CSV, plots, progress and bad-input errors, on tiny settings (breast, mean and KNN)."""
+"""training.benchmark's sweeps, CSV, plots, progress, bad-input errors and switches (protocols, masks,
+metrics, units, statistics), on tiny settings (breast or digits, mean and KNN, 1-2 seeds)."""
 import csv
 import io
+import math
+import os
 
+import numpy as np
 import pytest
 
 from training import benchmark
@@ -114,3 +118,288 @@ def test_round_discrete_flag_is_applied_and_reported(tmp_path):
     assert plain[("mean", "digits")][0].score != rounded[("mean", "digits")][0].score
     assert "rounded to integers before scoring" in (tmp_path / "b.md").read_text()
     assert "rounded to integers" not in (tmp_path / "a.md").read_text()
+
+
+# --------------------------------------------------------------------------------------------------
+# switches
+def _breast():
+    from keraszoo.data import load_dataset
+
+    return load_dataset("breast").numeric_array()
+
+
+def _observed_means(truth, mask):
+    return np.array([truth[mask[:, j] == 1, j].mean() for j in range(truth.shape[1])])
+
+
+def test_default_run_is_gains_protocol_by_hand():
+    from keraszoo.data import mcar_mask
+
+    truth = _breast()
+    score, _, missing = benchmark.run_one("mean", {}, truth, 0, 0.2)
+    mask = mcar_mask(truth.shape, 0.2, seed=0)
+    imputed = np.where(mask == 1, truth, _observed_means(truth, mask))
+    lo, span = truth.min(0), truth.max(0) - truth.min(0)
+    expected = np.sqrt(np.sum(((1 - mask) * (imputed - truth) / span) ** 2) / np.sum(1 - mask))
+    assert score == pytest.approx(expected, rel=1e-6)
+    assert missing == pytest.approx(1 - mask.mean(dtype=np.float64), abs=1e-12)
+
+
+def test_std_is_the_sample_std_with_the_number_of_seeds(tmp_path):
+    runs = [benchmark.Run(score, 0.0, 0.2, 30, seed, 0.2) for seed, score in enumerate([1.0, 2.0, 4.0])]
+    # ddof = 1: sqrt(((1-7/3)^2 + (2-7/3)^2 + (4-7/3)^2) / 2) = 1.5275; ddof = 0 would give 1.2472
+    assert benchmark._mean_std(runs) == "2.3333 ± 1.5275 (n=3)"
+    assert benchmark._mean_std(runs[:1]) == "1.0000 (n=1)"
+    assert benchmark.sample_std([1.0, 2.0]) == pytest.approx(np.std([1.0, 2.0], ddof=1)) and benchmark.sample_std([3.0]) == 0.0
+    output = tmp_path / "std.md"
+    results = benchmark.main(["--models", "mean", "--datasets", "breast", "--seeds", "2", "--quiet", "--output", str(output)])
+    scores = [r.score for r in results[("mean", "breast")]]
+    cell = f"{np.mean(scores):.4f} ± {np.std(scores, ddof=1):.4f} (n=2)"
+    assert f"| mean | {cell} |" in output.read_text()
+    assert f"{np.std(scores):.4f} (n=2)" not in output.read_text()  # not the population std
+
+
+@pytest.mark.parametrize("n", [23, 569])
+def test_kfold_splits_are_mcflows_folds_of_a_seeded_shuffle(n):
+    size = int(n / 5)
+    for seed in range(7):
+        fit, test = benchmark.split_rows(n, seed, "kfold")
+        k = seed % 5
+        order = np.random.default_rng(seed).permutation(n)
+        expected = order[k * size:] if k == 4 else order[k * size:(k + 1) * size]
+        np.testing.assert_array_equal(test, expected)
+        assert len(test) == (n - 4 * size if k == 4 else size)
+        assert not set(fit) & set(test) and sorted(set(fit) | set(test)) == list(range(n))
+    # different seeds shuffle differently: the test folds of seeds 0..4 are not a partition
+    tests = [set(benchmark.split_rows(n, seed, "kfold")[1]) for seed in range(5)]
+    assert sum(len(t) for t in tests) == n and len(set().union(*tests)) < n
+    fit, test = benchmark.split_rows(n, 0, "holdout")
+    assert len(fit) == int(0.8 * n) and not set(fit) & set(test)
+
+
+def _row_keys(x):
+    return {row.tobytes() for row in np.nan_to_num(np.asarray(x, dtype=np.float64), nan=-12345.0)}
+
+
+@pytest.mark.parametrize("protocol, n_scored", [("kfold", 113), ("holdout", 569 - int(0.8 * 569)), ("transductive", 569)])
+def test_scored_rows_are_never_fitted_on_outside_transductive(protocol, n_scored, monkeypatch, tmp_path):
+    from keraszoo.sklearn import ZooImputer
+
+    seen = {"fit": [], "transform": []}
+    fit, transform = ZooImputer.fit, ZooImputer.transform
+
+    def spy_fit(self, X, y=None):
+        seen["fit"].append(np.array(X))
+        return fit(self, X, y)
+
+    def spy_transform(self, X):
+        seen["transform"].append(np.array(X))
+        return transform(self, X)
+
+    monkeypatch.setattr(ZooImputer, "fit", spy_fit)
+    monkeypatch.setattr(ZooImputer, "transform", spy_transform)
+    argv = ["--models", "mean,knn", "--datasets", "breast", "--seeds", "2", "--protocol", protocol, "--quiet", "--output", str(tmp_path / "p.md")]
+    results = benchmark.main(argv)
+    assert len(seen["fit"]) == len(seen["transform"]) == 4
+    for fitted, scored in zip(seen["fit"], seen["transform"]):
+        assert len(scored) == n_scored and len(fitted) == (569 if protocol == "transductive" else 569 - n_scored)
+        overlap = _row_keys(fitted) & _row_keys(scored)
+        assert (len(overlap) == 569) if protocol == "transductive" else not overlap
+    assert all(0 < r.score < 1 for r in results[("knn", "breast")])
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_count_mcar_removes_exactly_floor_n_p_rate_entries(rate, tmp_path):
+    n, p = 569, 30
+    exact = math.floor(n * p * rate)
+    counts = {"count": [], "bernoulli": []}
+    for seed in range(3):
+        counts["count"].append(int((benchmark.mcar_count_mask((n, p), rate, seed) == 0).sum()))
+        counts["bernoulli"].append(int((benchmark.draw_mask(np.zeros((n, p)), seed, rate) == 0).sum()))
+    assert counts["count"] == [exact] * 3
+    assert counts["bernoulli"] != [exact] * 3  # the default draw is not exact: the switch matters
+    argv = ["--models", "mean", "--datasets", "breast", "--seeds", "2", "--mcar-draw", "count", "--miss-rate", str(rate), "--quiet",
+            "--output", str(tmp_path / "c.md")]
+    runs = benchmark.main(argv)[("mean", "breast")]
+    assert [round(r.missing_fraction * n * p) for r in runs] == [exact, exact]
+    assert runs[0].score != runs[1].score
+    masks = [benchmark.mcar_count_mask((n, p), rate, seed) for seed in (0, 1)]
+    assert not np.array_equal(masks[0], masks[1])  # uniformly chosen, per seed
+
+
+def test_zscore_mse_equals_a_hand_computation(tmp_path):
+    from keraszoo.data import mcar_mask
+
+    truth = _breast()
+    argv = ["--models", "mean", "--datasets", "breast", "--seeds", "1", "--miss-rate", "0.5", "--metric", "mse", "--norm", "zscore",
+            "--quiet", "--output", str(tmp_path / "z.md")]
+    score = benchmark.main(argv)[("mean", "breast")][0].score
+    mask = mcar_mask(truth.shape, 0.5, seed=0)
+    imputed = np.where(mask == 1, truth, _observed_means(truth, mask))
+    z = lambda v: (v - truth.mean(0)) / truth.std(0)  # noqa: E731  MIWAE: z-score of the complete data, numpy's std (ddof 0)
+    expected = np.sum((1 - mask) * (z(imputed) - z(truth)) ** 2) / np.sum(1 - mask)
+    assert score == pytest.approx(expected, rel=1e-6)
+    rmse_score = benchmark.run_one("mean", {}, truth, 0, 0.5)[0]
+    assert score != pytest.approx(rmse_score**2, rel=1e-3)  # other units, not just the square of the default
+    mae = benchmark.run_one("mean", {}, truth, 0, 0.5, {"metric": "mae"})[0]
+    lo, span = truth.min(0), truth.max(0) - truth.min(0)
+    assert mae == pytest.approx(np.sum((1 - mask) * np.abs(imputed - truth) / span) / np.sum(1 - mask), rel=1e-6)
+    text = (tmp_path / "z.md").read_text()
+    assert text.startswith("# MSE on UCI tables, 50% MCAR") and "`--metric mse`" in text and "`--norm zscore`" in text
+    assert (tmp_path / "z.csv").read_text().splitlines()[0].split(",")[5] == "mse"
+
+
+def test_observed_min_max_differs_from_the_truths_when_they_differ():
+    from keraszoo.data import mcar_mask
+
+    truth = _breast()
+    mask = mcar_mask(truth.shape, 0.2, seed=0)
+    observed = np.where(mask == 1, truth, np.nan)
+    lo, hi = np.nanmin(observed, 0), np.nanmax(observed, 0)
+    assert np.any((lo != truth.min(0)) | (hi != truth.max(0)))  # the mask removed some column's min or max
+    imputed = np.where(mask == 1, truth, _observed_means(truth, mask))
+    expected = np.sqrt(np.sum(((1 - mask) * (imputed - truth) / (hi - lo)) ** 2) / np.sum(1 - mask))
+    by_observed = benchmark.run_one("mean", {}, truth, 0, 0.2, {"norm_source": "observed"})[0]
+    by_truth = benchmark.run_one("mean", {}, truth, 0, 0.2)[0]
+    assert by_observed == pytest.approx(expected, rel=1e-6)
+    assert by_observed > by_truth  # observed ranges are narrower, so the same errors weigh more
+
+
+def test_norm_rows_all_scales_the_test_rows_with_the_whole_table():
+    truth = _breast()
+    scored = benchmark.run_one("mean", {}, truth, 0, 0.2, {"protocol": "kfold"})[0]
+    whole = benchmark.run_one("mean", {}, truth, 0, 0.2, {"protocol": "kfold", "norm_rows": "all"})[0]
+    mask = benchmark.draw_mask(truth, 0, 0.2)
+    fit, test = benchmark.split_rows(len(truth), 0, "kfold")
+    imputed = np.where(mask[test] == 1, truth[test], _observed_means(truth[fit], mask[fit]))
+    m = mask[test]
+    for span, score in ((truth.max(0) - truth.min(0), whole), (truth[test].max(0) - truth[test].min(0), scored)):
+        assert score == pytest.approx(np.sqrt(np.sum(((1 - m) * (imputed - truth[test]) / span) ** 2) / np.sum(1 - m)), rel=1e-6)
+    assert whole < scored
+    same = [benchmark.run_one("mean", {}, truth, 0, 0.2, {"norm_rows": rows})[0] for rows in ("scored", "all")]
+    assert same[0] == same[1]  # transductive: every row is scored
+
+
+def test_mar_literal_calibrated_and_emflow_rates():
+    truth = _breast()
+    first = math.floor(0.7 * truth.shape[1])  # 21 columns always observed
+    literal = benchmark.draw_mask(truth, 0, "eq26", "mar")
+    calibrated = benchmark.draw_mask(truth, 0, 0.3, "mar")
+    for mask in (literal, calibrated):
+        assert mask[:, :first].min() == 1
+    assert (1 - literal[:, first:]).mean() > 0.5  # eq. 26 on min-max data: every probability >= 0.5
+    assert (1 - calibrated[:, first:]).mean() == pytest.approx(0.3, abs=0.03)
+    assert benchmark.resolve_rate("emflow", "mar", "letter") == 0.57 and benchmark.resolve_rate("eq26", "mar", "letter") is None
+    cut = benchmark.draw_mask(truth, 0, 0.3, "mar", dims=10)  # drawn on the 10 columns used
+    assert cut.shape == (569, 10) and cut[:, :7].min() == 1 and cut[:, 7:].min() == 0
+
+
+def test_mar_and_mnar_runs_report_their_rates(tmp_path):
+    out = tmp_path / "mar.md"
+    runs = benchmark.main(["--models", "mean", "--datasets", "breast", "--seeds", "1", "--mechanism", "mar", "--quiet", "--output", str(out)])
+    assert runs[("mean", "breast")][0].miss_rate == "eq26"
+    text = out.read_text()
+    assert "eq. 26 MAR" in text and "`--mechanism mar`" in text and "eq26 is eq. 26 as written" in text
+    assert "so no paper column" in text and "(paper)" not in text  # no Table 1 column under MAR
+    runs = benchmark.main(["--models", "mean", "--datasets", "breast", "--seeds", "1", "--mechanism", "mnar", "--miss-rate", "0.3",
+                           "--quiet", "--output", str(tmp_path / "mnar.md")])
+    assert runs[("mean", "breast")][0].missing_fraction == pytest.approx(0.3, abs=0.02)
+
+
+@pytest.mark.parametrize("mechanism, fraction", [("square", 0.25), ("noise", 0.75)])
+def test_image_masks_on_digits(mechanism, fraction, tmp_path):
+    out = tmp_path / "img.md"
+    argv = ["--models", "mean,knn", "--datasets", "digits", "--seeds", "2", "--mechanism", mechanism, "--max-rows", "200", "--quiet",
+            "--output", str(out)]
+    results = benchmark.main(argv)
+    for runs in results.values():
+        assert [r.missing_fraction for r in runs] == [fraction, fraction] and [r.dims for r in runs] == [64, 64]
+    from keraszoo.data import load_dataset
+
+    images = benchmark.subset_rows(load_dataset("digits").images.astype(np.float64), 200)
+    mask = benchmark.draw_mask(images, 0, fraction, mechanism)
+    assert mask.shape == (200, 8, 8) and np.all((1 - mask).sum(axis=(1, 2)) == fraction * 64)  # per image
+    if mechanism == "square":  # one 4x4 block per image
+        rows = (1 - mask).any(axis=2).sum(axis=1)
+        assert np.all(rows == 4)
+    # The runner scores the images as rows of 64 pixels: the same score as a hand computation on [N, 8, 8].
+    flat = mask.reshape(200, -1)
+    means = _observed_means(images.reshape(200, -1), flat).reshape(8, 8)
+    imputed = np.where(mask == 1, images, means)
+    span = images.max(0) - images.min(0)
+    span[span == 0] = 1.0
+    expected = np.sqrt(np.sum(((1 - mask) * (imputed - images) / span) ** 2) / np.sum(1 - mask))
+    assert results[("mean", "digits")][0].score == pytest.approx(expected, rel=1e-6)
+    assert all(0 < r.score < 1 for r in results[("knn", "digits")])
+    text = out.read_text()
+    assert f"on images, {fraction * 100:g}% {mechanism} image masks" in text and "`--max-rows`: 200" in text
+
+
+def test_every_switch_is_printed_in_every_file(tmp_path):
+    out = tmp_path / "all.md"
+    argv = ["--models", "mean,knn", "--datasets", "breast", "--seeds", "2", "--miss-rates", "0.2,0.4", "--protocol", "kfold",
+            "--mcar-draw", "count", "--metric", "mae", "--norm", "zscore", "--norm-source", "observed", "--norm-rows", "all",
+            "--round-discrete", "--max-rows", "300", "--quiet", "--output", str(out)]
+    benchmark.main(argv)
+    text = out.read_text()
+    for flag in ("`--protocol kfold`", "`--mcar-draw count`", "`--miss-rates 0.2,0.4`", "`--metric mae`", "`--norm zscore`",
+                 "`--norm-source observed`", "`--norm-rows all`", "`--round-discrete`: on", "`--max-rows`: 300", "`--seeds 2`"):
+        assert flag in text, flag
+    assert "(n=2)" in text and "paper" not in text.split("### breast")[1]
+    with open(tmp_path / "all.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 2 and "mae" in rows[0]
+    assert {(r["protocol"], r["mechanism"], r["mcar_draw"], r["metric"], r["norm"], r["norm_source"], r["norm_rows"], r["round_discrete"],
+             r["max_rows"]) for r in rows} == {("kfold", "mcar", "count", "mae", "zscore", "observed", "all", "True", "300")}
+    assert (tmp_path / "all_mae_vs_missing_rate.png").read_bytes().startswith(PNG_MAGIC)
+    args = benchmark.parse_args(argv)
+    summary = benchmark.settings_summary(args)
+    for name, flag, _ in benchmark.SWITCHES:
+        assert flag[2:] + "=" in summary
+    assert benchmark.default_output(args) == os.path.join(
+        "benchmarks", "results", "uci_mcar_rates_kfold_count_mae_zscore_observed_allrows_rounded_rows300.md")
+    assert benchmark.default_output(benchmark.parse_args([])) == os.path.join("benchmarks", "results", "uci_mcar20.md")
+
+
+def test_defaults_print_their_switches_too(tmp_path):
+    out = tmp_path / "d.md"
+    benchmark.main(["--models", "mean", "--datasets", "breast", "--seeds", "1", "--quiet", "--output", str(out)])
+    text = out.read_text()
+    assert text.startswith("# RMSE on UCI tables, 20% MCAR (transductive protocol)")
+    for flag in ("`--protocol transductive`", "`--mechanism mcar`", "`--mcar-draw bernoulli`", "`--miss-rate 0.2`", "`--metric rmse`",
+                 "`--norm minmax`", "`--norm-source truth`", "`--norm-rows scored`", "`--round-discrete`: off", "`--max-rows`: all rows"):
+        assert flag in text, flag
+
+
+def test_max_rows_is_a_fixed_subset_in_file_order():
+    table = np.arange(100.0).reshape(50, 2)
+    sub = benchmark.subset_rows(table, 20)
+    assert sub.shape == (20, 2) and np.all(np.diff(sub[:, 0]) > 0)
+    np.testing.assert_array_equal(sub, benchmark.subset_rows(table, 20))
+    assert benchmark.subset_rows(table, None) is table and benchmark.subset_rows(table, 80) is table
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--mechanism", "mar", "--mcar-draw", "count"], "--mcar-draw count applies to --mechanism mcar only"),
+        (["--miss-rate", "eq26"], "--miss-rate eq26 applies to --mechanism mar only"),
+        (["--mechanism", "mar", "--datasets", "breast", "--miss-rate", "emflow"], "EMFlow's Table 4 gives no MAR missing rate for data set 'breast'"),
+        (["--mechanism", "mar", "--miss-rates", "0.2,often"], "--miss-rates expects comma-separated numbers (or the words eq26, emflow"),
+        (["--mechanism", "square", "--dims", "5"], "--dims does not apply to image masks"),
+        (["--max-rows", "5"], "--max-rows must be at least 10"),
+        (["--protocol", "fivefold"], "invalid choice: 'fivefold'"),
+        (["--norm-source", "complete"], "invalid choice: 'complete'"),
+    ],
+)
+def test_bad_switches_say_what_is_valid(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_image_mechanism_needs_image_data_before_any_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["--models", "mean", "--datasets", "breast", "--mechanism", "square", "--output", str(tmp_path / "x.md")])
+    assert "--mechanism square needs image data sets; 'breast' has no images" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
