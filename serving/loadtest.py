@@ -18,7 +18,6 @@ N clients' rows/s). It also times the floor that any request pays: ``grpc status
 server that runs no TensorFlow), so the report shows how much of the overhead is transport.
 Targets on 2 cores (issue #4): p50 <= 2 ms for one row, >= 20,000 rows/s batched, overhead <= 1.5x.
 """
-import argparse
 import os
 import platform
 import sys
@@ -86,8 +85,10 @@ def fit_and_export(base_path):
     return incomplete
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m serving.loadtest", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="python -m serving.loadtest"):
+    from keraszoo.console import ArgumentParser, quiet_tensorflow
+
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-base-path", help="folder of exported models (default: fit and export GAIN on breast cancer)")
     parser.add_argument("--model", default="gain_breast")
     parser.add_argument("--clients", type=int, default=4)
@@ -98,8 +99,10 @@ def main(argv=None):
     parser.add_argument(
         "--tf-threads", default="0,0", metavar="INTER,INTRA", help="TensorFlow thread pools of the server AND the in-process call"
     )
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs and warnings")
     args = parser.parse_args(argv)
 
+    quiet_tensorflow(verbose=args.verbose)  # before TensorFlow is imported
     import tensorflow as tf
 
     from serving.server import set_tf_threads

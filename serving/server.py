@@ -26,7 +26,6 @@ Differences from `tensorflow_model_server`: no request batching, and with `--mod
 every version on disk is served (TF Serving serves the latest unless the config's
 `model_version_policy` says otherwise; `serving.export` writes `all` into models.config for both).
 """
-import argparse
 import json
 import logging
 import os
@@ -37,6 +36,11 @@ import threading
 from concurrent import futures
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+if __name__ == "__main__":  # `python -m serving.server`: quiet before the protos below import TensorFlow
+    from keraszoo.console import quiet_tensorflow
+
+    quiet_tensorflow(verbose="--verbose" in sys.argv[1:])
 
 import grpc
 import numpy as np
@@ -449,8 +453,10 @@ def start_subprocess(model_base_path, rest=True, extra_args=(), timeout=120):
     return process, grpc_target, rest_url or None
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="python -m serving.server"):
+    from keraszoo.console import ArgumentParser, quiet_tensorflow
+
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-config", help="TF Serving model config file (text format, model_config_list)")
     source.add_argument("--model-base-path", help="folder of exported models (or, with --model-name, one model's versions)")
@@ -469,7 +475,9 @@ def main(argv=None):
         help="TensorFlow's inter- and intra-op thread pools (default 0,0: TensorFlow's own choice, one per core); "
         "1,1 was no faster on 2 cores, see benchmarks/results/serving.md",
     )
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs and warnings")
     args = parser.parse_args(argv)
+    quiet_tensorflow(verbose=args.verbose)  # TensorFlow is imported already (by the protos): this sets its log levels
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         set_tf_threads(args.tf_threads)

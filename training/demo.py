@@ -6,11 +6,8 @@ removed completely at random, prints an RMSE table, saves the trained GAIN imput
 SavedModel (next version under `saved_models/serving/gain_breast/`), starts the embedded
 TF-Serving-compatible server, imputes the same rows over gRPC and over REST, and stops the server.
 """
-import argparse
 import os
 import time
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pandas as pd
@@ -20,16 +17,25 @@ DEMO_MODELS = ["mean", "median", "knn", "mice", "missforest", "matrix", "em", "g
 _EXTRA = {"gain+mask": ("gain", {"extra_mask_rate": 0.2})}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
+def build_parser(prog="python -m training.demo"):
+    from keraszoo.console import ArgumentParser
+
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=10_000, help="GAIN training steps")
     parser.add_argument("--miss-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-dir", default=os.path.join("saved_models", "gain_breast"))
     parser.add_argument("--serving-dir", default=os.path.join("saved_models", "serving"), help="export base path to serve from")
     parser.add_argument("--no-serve", dest="serve", action="store_false", help="skip the export and serving steps")
-    args = parser.parse_args(argv)
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs and warnings")
+    return parser
 
+
+def main(argv=None, prog="python -m training.demo"):
+    args = build_parser(prog).parse_args(argv)
+    from keraszoo.console import quiet_tensorflow
+
+    quiet_tensorflow(verbose=args.verbose)  # before anything imports TensorFlow
     from keraszoo import list_models, metrics
     from keraszoo.data import load_dataset, mcar_mask
     from keraszoo.sklearn import ZooImputer
@@ -119,4 +125,6 @@ def serve_demo(imputer, rows, base_path):
 
 
 if __name__ == "__main__":
-    main()
+    from keraszoo.console import run_cli
+
+    run_cli(main, prog="python -m training.demo")
