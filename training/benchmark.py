@@ -980,6 +980,7 @@ def default_output(args):
 def main(argv=None):
     """Run every (model, dataset, rate, dims, seed); returns {(model, dataset): [Run, ...]}."""
     args = parse_args(argv)
+    from keraszoo.validation import ImputationInputError
 
     command = "python -m training.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)  # quoted: copy-pastable
     output = args.output or default_output(args)
@@ -1012,7 +1013,11 @@ def main(argv=None):
         used = _columns_used(dims, ncols[dataset])
         label = f"{dataset} {model} {_rate_label(rate)} d={used} seed {seed}"
         progress.start(label)
-        score, seconds, missing = run_one(model, args.overrides[model], tables[dataset], seed, rate, settings, dims, dataset)
+        try:
+            score, seconds, missing = run_one(model, args.overrides[model], tables[dataset], seed, rate, settings, dims, dataset)
+        except ImputationInputError as err:  # e.g. a pixel missing in every image of a small --max-rows subset
+            progress.close()
+            raise SystemExit(f"python -m training.benchmark: error: run {label}: {err}") from err
         results.setdefault((model, dataset), []).append(Run(score, seconds, rate, used, seed, missing))
         progress.finish(f"{label}: {metric} {score:.4f} ({seconds:.1f} s)")
     progress.close()
