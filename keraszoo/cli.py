@@ -228,7 +228,10 @@ def _pass_through(command, argv):
     if verbose and not _knows_option(module, "--verbose"):
         argv = [a for a in argv if a != "--verbose"]  # the quiet mode above was all it meant
     with one_line_errors(f"keraszoo {command}", verbose=verbose):
-        return _call_main(module, argv, f"keraszoo {command}")
+        result = _call_main(module, argv, f"keraszoo {command}")
+    # An exit status only: the console script passes it to sys.exit, which would print a report
+    # (a dict, a DataFrame) and exit with status 1.
+    return result if isinstance(result, int) and not isinstance(result, bool) else None
 
 
 def build_parser():
@@ -267,7 +270,8 @@ def build_parser():
 
 
 def main(argv=None):
-    """The `keraszoo` command. Errors leave as SystemExit with one line naming the problem."""
+    """The `keraszoo` command; returns an exit status (None = 0). Errors leave as SystemExit with one
+    line naming the problem."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in PASS_THROUGH:  # pass every other argument through
         return _pass_through(argv[0], argv[1:])

@@ -253,3 +253,11 @@ def test_impute_passes_progress_and_verbose_through(tmp_path, tiny_csv, monkeypa
     cli.main(base + ["--model", "mean", "--progress"])  # classical: no training parameters
     assert [params.get("verbose") for params in seen] == [1, 0, 2, None]
     assert no_quiet == [False, True, False, False]
+
+
+def test_pass_through_returns_an_exit_status_not_the_commands_result(monkeypatch, no_quiet):
+    # The console script does sys.exit(main()): a dict returned would be printed and exit with status 1.
+    import training.benchmark
+
+    monkeypatch.setattr(training.benchmark, "main", lambda argv: {("mean", "breast"): [0.2]})
+    assert cli.main(["benchmark", "--models", "mean"]) is None
