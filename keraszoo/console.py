@@ -19,12 +19,9 @@ show. GPUs stay usable: nothing is hidden from TensorFlow, only its messages fro
 """
 import argparse
 import contextlib
-import logging
 import os
 import re
 import sys
-import tempfile
-import warnings
 
 __all__ = ["quiet_tensorflow", "one_line_errors", "run_cli", "error_line", "silenced_stderr", "ArgumentParser"]
 
@@ -48,6 +45,8 @@ def silenced_stderr():
     except (OSError, ValueError, AttributeError):  # no real stderr (embedded interpreter, closed fd)
         yield
         return
+    import tempfile
+
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), 2)
         failed = False
@@ -79,6 +78,9 @@ def quiet_tensorflow(verbose=False):
     """
     if verbose:
         return
+    import logging
+    import warnings
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", module=NOISY_PACKAGES)
     with silenced_stderr():
