@@ -99,15 +99,16 @@ def check_observed_entries_unchanged(name):
     specials = np.array([1.1276634e-38, -0.0, 3.4e38, 1e-45, 7.0, -2.0, 0.5], dtype=np.float32)
     for rows in (1, 3, 17):
         x = rng.uniform(-2.0, 3.0, (rows,) + shape).astype(np.float32)
-        flat = x.reshape(rows, -1)
-        flat[0, : min(flat.shape[1], len(specials))] = specials[: flat.shape[1]]
         mask = (rng.random(x.shape) > 0.4).astype(np.float32)
-        mask.reshape(rows, -1)[0, : len(specials)] = 1.0
-        if model_task(name) == "classify":
+        if model_task(name) == "classify":  # every row, even one with nothing observed, gets probabilities
+            mask[0] = 0.0
             proba = np.asarray(model.predict_proba(x, mask))
             assert proba.shape == (rows, len(estimator.classes_)), f"{name}: predict_proba shape {proba.shape}"
             assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5), f"{name}: probabilities do not sum to 1"
             continue
+        flat = x.reshape(rows, -1)
+        flat[0, : min(flat.shape[1], len(specials))] = specials[: flat.shape[1]]
+        mask.reshape(rows, -1)[0, : len(specials)] = 1.0
         out = np.asarray(model.impute(x, mask))
         assert out.shape == x.shape, f"{name}: impute returned shape {out.shape} for {x.shape}"
         assert np.isfinite(out).all(), f"{name}: impute returned a non-finite value"

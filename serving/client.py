@@ -7,9 +7,10 @@
     draws = client.multiple_imputation("gain_breast", rows, n=5)
 
 Only the stock `tensorflow_serving.apis` stubs are used, so the same code talks to the official
-server. NaN marks missing values. Server errors arise as `grpc.RpcError` (its `code()` and
-`details()` name the problem); input that cannot be sent (non-numeric columns, a rank other than
-2) raises ValueError before any request is made.
+server. NaN marks missing values; rows are a table [rows, features] or images [rows, H, W, C].
+Server errors arise as `grpc.RpcError` (its `code()` and `details()` name the problem); input that
+cannot be sent (non-numeric columns, a rank other than 2 or 4) raises ValueError before any request
+is made. `predict_proba` queries an exported classifier.
 """
 import grpc
 import numpy as np
@@ -53,6 +54,12 @@ class ImputeClient:
             model, {"x": values, "mask": mask}, signature="impute_with_mask", version=version, version_label=version_label
         )
         return rebuild(to_numpy(response.outputs["imputed"]))
+
+    def predict_proba(self, model, rows, version=None, version_label=None):
+        """Class probabilities [rows, n_classes] of incomplete rows (NaN = missing) from an exported classifier."""
+        values, _ = _as_rows(rows)
+        response = self.predict(model, {"x": values}, signature="predict", version=version, version_label=version_label)
+        return to_numpy(response.outputs["probabilities"])
 
     def multiple_imputation(self, model, rows, n, version=None, version_label=None):
         """`n` imputations of `rows`, a numpy array [n, rows, features] (generative models only)."""
@@ -122,6 +129,6 @@ def _as_rows(rows):
         values = np.asarray(rows, dtype=np.float32)
     except (TypeError, ValueError):
         raise ValueError("rows must be numeric (NaN marks missing values)") from None
-    if values.ndim != 2:
-        raise ValueError(f"rows must be a 2-D array [rows, features], got shape {values.shape}")
+    if values.ndim not in (2, 4):
+        raise ValueError(f"rows must be a 2-D array [rows, features] or images [rows, H, W, C], got shape {values.shape}")
     return values, lambda out: out

@@ -42,7 +42,7 @@ def _scalar(value):
 
 
 class HeldOutRMSE(keras.callbacks.Callback):
-    """Adds ``logs[name]`` (default ``val_rmse``) = `score()` at the end of every epoch.
+    """Adds ``logs[name]`` (default ``val_rmse``; ``val_accuracy`` for classifiers) = `score()` at the end of every epoch.
 
     `score` is a function of no argument returning the held-out RMSE of the model as it is now
     (`training.train` imputes the validation rows and scores their simulated-missing entries with
@@ -60,22 +60,23 @@ class HeldOutRMSE(keras.callbacks.Callback):
 
 
 class BestRecord(keras.callbacks.Callback):
-    """Writes `path` (JSON: epoch, value) whenever ``logs[monitor]`` reaches a new minimum.
+    """Writes `path` (JSON: epoch, value) whenever ``logs[monitor]`` reaches a new best (minimum, or maximum with mode="max").
 
     Put right after the `keras.callbacks.ModelCheckpoint(save_best_only=True)` it describes. A run
     resumed from a backup starts ModelCheckpoint with ``initial_value_threshold`` = the recorded
     value (see `read_best`), so a worse epoch after the resume does not replace the best model.
     """
 
-    def __init__(self, path, monitor="val_rmse", best=None):
+    def __init__(self, path, monitor="val_rmse", best=None, mode="min"):
         super().__init__()
         self.path = path
         self.monitor = monitor
-        self.best = np.inf if best is None else float(best)
+        self.sign = -1.0 if mode == "max" else 1.0
+        self.best = self.sign * np.inf if best is None else float(best)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
+        if value is not None and self.sign * value < self.sign * self.best:
             self.best = float(value)
             with open(self.path, "w") as f:
                 json.dump({"epoch": epoch + 1, self.monitor: self.best}, f)
@@ -116,10 +117,10 @@ class ZooTensorBoard(keras.callbacks.TensorBoard):
 class ImputationImages(keras.callbacks.Callback):
     """Writes an image grid per epoch: one row per held-out image, truth | mask | imputed.
 
-    * `truth`: [n, H, W] raw images of held-out rows (complete);
-    * `mask`: [n, H, W], 1 = observed;
-    * `impute`: function taking the flattened rows [n, H*W] with NaN at missing entries and returning
-      them completed (raw scale);
+    * `truth`: raw images of held-out rows (complete), [n, H, W] or [n, H, W, C] (C = 1 or 3);
+    * `mask`: the same shape, 1 = observed;
+    * `impute`: function completing the images with NaN at missing entries (raw scale): it gets them
+      as [n, H, W, C] when `truth` has channels, and flattened to rows [n, H*W] when it has not;
     * `value_range`: (low, high) of raw pixel values, mapped to black and white.
 
     Written with `tf.summary.image` (tag `tag`) to `logdir` (its own run in TensorBoard).
@@ -128,11 +129,12 @@ class ImputationImages(keras.callbacks.Callback):
     def __init__(self, logdir, truth, mask, impute, value_range=None, max_images=8, tag="imputation", min_size=64):
         super().__init__()
         truth = np.asarray(truth, dtype=np.float64)[:max_images]
-        if truth.ndim != 3:
-            raise ValueError(f"ImputationImages expects images [n, H, W], got shape {truth.shape}")
+        if truth.ndim not in (3, 4) or (truth.ndim == 4 and truth.shape[-1] not in (1, 3)):
+            raise ValueError(f"ImputationImages expects images [n, H, W] or [n, H, W, C] with C 1 or 3, got shape {truth.shape}")
+        self.channels_given = truth.ndim == 4
         self.logdir = logdir
-        self.truth = truth
-        self.mask = np.asarray(mask, dtype=np.float64)[: len(truth)].reshape(truth.shape)
+        self.truth = truth if self.channels_given else truth[..., None]
+        self.mask = np.asarray(mask, dtype=np.float64)[: len(truth)].reshape(self.truth.shape)
         self.impute = impute
         self.value_range = value_range or (float(truth.min()), float(truth.max()))
         self.tag = tag
@@ -140,18 +142,19 @@ class ImputationImages(keras.callbacks.Callback):
         self._writer = None
 
     def grid(self):
-        """The grid as a float array [1, rows, columns, 1] in [0, 1]: n rows of 3 panels, grey lines between.
+        """The grid as a float array [1, rows, columns, C] in [0, 1]: n rows of 3 panels, grey lines between.
 
         Each panel is the H x W image enlarged `scale` times (nearest neighbour).
         """
-        n, h, w = self.truth.shape
-        incomplete = np.where(self.mask == 1, self.truth, np.nan).reshape(n, h * w)
-        imputed = np.asarray(self.impute(incomplete), dtype=np.float64).reshape(n, h, w)
+        n, h, w, c = self.truth.shape
+        incomplete = np.where(self.mask == 1, self.truth, np.nan)
+        given = incomplete if self.channels_given else incomplete.reshape(n, h * w)
+        imputed = np.asarray(self.impute(given), dtype=np.float64).reshape(n, h, w, c)
         low, high = self.value_range
         span = (high - low) or 1.0
 
         def enlarge(panel):
-            return np.kron(panel, np.ones((self.scale, self.scale)))
+            return np.kron(panel, np.ones((self.scale, self.scale, 1)))
 
         h, w = h * self.scale, w * self.scale
         rows = []
@@ -159,12 +162,12 @@ class ImputationImages(keras.callbacks.Callback):
             panels = [enlarge((truth - low) / span), enlarge(mask), enlarge((filled - low) / span)]
             row = panels[0]
             for panel in panels[1:]:
-                row = np.concatenate([row, np.full((h, 1), 0.5), panel], axis=1)
+                row = np.concatenate([row, np.full((h, 1, c), 0.5), panel], axis=1)
             rows.append(row)
         image = rows[0]
         for row in rows[1:]:
-            image = np.concatenate([image, np.full((1, image.shape[1]), 0.5), row], axis=0)
-        return np.clip(image, 0.0, 1.0)[None, :, :, None].astype(np.float32)
+            image = np.concatenate([image, np.full((1, image.shape[1], c), 0.5), row], axis=0)
+        return np.clip(image, 0.0, 1.0)[None].astype(np.float32)
 
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf

@@ -51,7 +51,7 @@ def gain_run(tmp_path_factory):
     """One small GAIN run on breast with export: (summary, stdout, logdir, export dir)."""
     base = tmp_path_factory.mktemp("gain_run")
     logdir, export_dir = str(base / "logs"), str(base / "serving")
-    argv = ["--model", "gain", "--dataset", "breast", "--epochs", "3", "--batch-size", "64", "--seed", "1"]
+    argv = ["--model", "gain", "--dataset", "breast", "--epochs", "3", "--batch-size", "8", "--seed", "1"]
     argv += ["--logdir", logdir, "--export", export_dir, "--set", "alpha=50", "--learning-rate", "0.002"]
     import io
     from contextlib import redirect_stdout
@@ -84,7 +84,7 @@ def test_resolved_config_is_saved_beside_the_checkpoints(gain_run):
         "hint_rate": 0.9, "alpha": 50, "hidden_units": None, "noise_scale": 0.01, "hint_variant": "code",
         "extra_mask_rate": 0.0, "seed": 1,
     }
-    assert config["training"]["epochs"] == 3 and config["training"]["batch_size"] == 64
+    assert config["training"]["epochs"] == 3 and config["training"]["batch_size"] == 8
     assert config["training"]["learning_rate"] == 0.002
     assert config["data"]["train_rows"] + config["data"]["held_out_rows"] == 569
     assert sorted(os.listdir(logdir)) == ["best.json", "best.keras", "config.json", "final.weights.h5", "train", "validation"]
@@ -121,12 +121,15 @@ def test_export_is_a_serving_model_of_the_best_checkpoint(gain_run, capsys):
     best = keras.models.load_model(os.path.join(logdir, "best.keras"), compile=False)
     assert best.get_config()["alpha"] == 50
     # exporting again takes the next free version
-    again, _ = run_cli(
-        ["--model", "gain", "--dataset", "breast", "--epochs", "1", "--batch-size", "128", "--logdir", str(os.path.join(logdir, "again")),
-         "--export", export_dir],
-        capsys,
-    )
-    assert again["export_path"] == os.path.join(export_dir, "gain_breast", "2")
+    # a model no better than mean imputation is refused, unless forced; exporting again takes the next free version
+    argv = ["--model", "gain", "--dataset", "breast", "--epochs", "1", "--batch-size", "128", "--logdir", str(os.path.join(logdir, "again")),
+            "--export", export_dir]
+    with pytest.raises(SystemExit, match=r"not exported: held-out RMSE \S+ is no better than mean imputation's \S+ \(--force"):
+        run_cli(argv, capsys)
+    assert "warning: held-out RMSE" in capsys.readouterr().err
+    assert sorted(os.listdir(os.path.join(export_dir, "gain_breast"))) == ["1"]
+    again, _ = run_cli(argv + ["--force"], capsys)
+    assert again["worse_than_baseline"] and again["export_path"] == os.path.join(export_dir, "gain_breast", "2")
 
 
 def test_keraszoo_train_passes_through(tmp_path, capsys):
@@ -177,7 +180,7 @@ def test_mnist_subset_image_grid(tmp_path, capsys):
          "--mechanism", "noise", "--miss-rate", "0.5"],
         capsys,
     )
-    assert "(410 rows x 784 features, 102 held out; noise 0.5)" in out
+    assert "(410 examples of 28x28x1, 102 held out; noise 0.5)" in out  # GAIN sees them flattened to 784 columns
     assert summary["val_rmse"] < summary["mean_imputation_rmse"]
     width, height, png = tensors(logdir, "images")["imputation"][-1]
     assert (int(width), int(height)) == (3 * 84 + 2, 8 * 84 + 7)  # 28x28 enlarged 3 times
@@ -191,12 +194,23 @@ def test_config_layers_override_in_order(tmp_path):
     config.write_text(json.dumps({"hint_rate": 0.5, "alpha": 10.0, "epochs": 7}))
     params, training = train.resolve_config("gain", str(config), {"alpha": 20.0}, {"epochs": 9, "batch_size": None})
     assert params["hint_rate"] == 0.5 and params["alpha"] == 20.0 and params["noise_scale"] == 0.01  # from gain.json
-    assert training["epochs"] == 9 and training["batch_size"] == 128 and training["learning_rate"] == 0.001
-    # a saved config.json can be passed back: its params and training sections are read
-    saved = tmp_path / "saved.json"
-    saved.write_text(json.dumps({"model": "gain", "params": {"hint_rate": 0.7}, "training": {"epochs": 4}}))
-    params, training = train.resolve_config("gain", str(saved))
-    assert params["hint_rate"] == 0.7 and training["epochs"] == 4
+    assert training["epochs"] == 9 and training["batch_size"] == 128 and training["learning_rate"] == 0.001  # from gain.json
+
+
+def test_a_runs_saved_config_json_can_be_passed_back(gain_run, tmp_path, capsys):
+    """The config.json a real run wrote (not a hand-made file): passed back with --config, it reproduces the
+    run's settings. It failed with "unknown config key(s) steps_per_epoch" when derived values sat in `training`."""
+    _, _, logdir, _ = gain_run
+    saved = os.path.join(logdir, "config.json")
+    params, training = train.resolve_config("gain", saved)
+    with open(saved) as f:
+        written = json.load(f)
+    assert params == written["params"] and training == written["training"]
+    summary, out = run_cli(["--model", "gain", "--dataset", "breast", "--config", saved, "--epochs", "1", "--logdir", str(tmp_path / "re")], capsys)
+    with open(tmp_path / "re" / "config.json") as f:
+        rerun = json.load(f)
+    assert rerun["params"] == written["params"]
+    assert {k: v for k, v in rerun["training"].items() if k != "epochs"} == {k: v for k, v in written["training"].items() if k != "epochs"}
 
 
 def test_a_model_without_config_file_uses_its_constructor_defaults(tmp_path):
