@@ -9,6 +9,14 @@
     keraszoo benchmark --models mean,gain --datasets spam --seeds 2
     keraszoo demo
     keraszoo train --model gain --dataset breast --epochs 20 --logdir runs/gain_breast   # python -m training.train
+    keraszoo --version
+
+TensorFlow's start-up lines and log messages below errors are hidden (`keraszoo.console.quiet_tensorflow`);
+every command takes `--verbose` to show them, and full tracebacks. Otherwise an error is one line on
+stderr naming the problem, with a non-zero exit status. `impute` shows Keras's progress bar on stderr
+while a deep model trains when stderr is a terminal (`--progress` / `--no-progress` to choose); stdout
+carries no progress. `models` keeps its listing in $KERASZOO_CACHE_DIR (default ~/.cache/keraszoo), keyed
+by the sizes and modification times of the package's sources, so only the first run imports TensorFlow.
 """
 import argparse
 import ast
