@@ -184,3 +184,55 @@ def test_save_and_load(tmp_path, table, fitted_gain):
         path = imputer.save(tmp_path / imputer.name)
         loaded = ZooImputer.load(path)
         pd.testing.assert_frame_equal(loaded.transform(rows), imputer.transform(rows), atol=1e-6)
+
+
+def test_set_params_validates_before_changing_anything():
+    """It used to update the parameters and then fail, leaving an estimator that could not be used."""
+    imputer = ZooImputer("knn", n_neighbors=3)
+    with pytest.raises(ValueError, match="has no parameter 'not_a_parameter'"):
+        imputer.set_params(not_a_parameter=1)
+    assert imputer.get_params() == {"name": "knn", "n_neighbors": 3}
+    with pytest.raises(ValueError, match="has no parameter 'n_neighbors'"):
+        imputer.set_params(name="mean")  # mean has no n_neighbors: the name must not change either
+    assert imputer.name == "knn"
+    imputer.set_params(n_neighbors=4)
+    assert imputer.get_params()["n_neighbors"] == 4
+
+
+def test_save_takes_numpy_parameters_as_a_grid_search_passes_them(table, tmp_path):
+    """A grid search over np.arange gives numpy integers; saving failed with "not JSON serializable"."""
+    incomplete, _, _ = table
+    imputer = ZooImputer("gain", iterations=np.int64(20), batch_size=np.int32(32), seed=np.int64(1), alpha=np.float64(10.0))
+    imputer.fit(incomplete.iloc[:200])
+    imputer.save(str(tmp_path / "gain"))
+    loaded = ZooImputer.load(str(tmp_path / "gain"))
+    assert loaded.get_params() == {"name": "gain", "iterations": 20, "batch_size": 32, "seed": 1, "alpha": 10.0}
+    pd.testing.assert_frame_equal(loaded.transform(incomplete.iloc[200:260]), imputer.transform(incomplete.iloc[200:260]))
+
+
+def test_images_in_images_out_for_a_table_model_and_per_channel_scaling():
+    """A table-only model (GAIN) takes images [rows, H, W, C] flattened; the result has the input's shape."""
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images[:300, :, :, None].astype(np.float64)
+    mask = np.random.default_rng(1).random(images.shape) > 0.2
+    incomplete = np.where(mask, images, np.nan)
+    imputer = ZooImputer("gain", iterations=50, batch_size=64).fit(incomplete)
+    assert imputer.input_shape_ == (8, 8, 1) and imputer.model_input_shape_ == (64,)
+    assert imputer.scaler_.data_min_.shape == (1,)  # one channel, one range: pixels keep their relative scale
+    out = imputer.transform(incomplete[:20])
+    assert out.shape == (20, 8, 8, 1) and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[mask[:20]], images[:20][mask[:20]])
+    with pytest.raises(ImputationInputError, match="add a channel axis"):
+        imputer.transform(incomplete[:5, :, :, 0])
+    with pytest.raises(ImputationInputError, match=r"expected examples of shape \(8, 8, 1\)"):
+        imputer.transform(incomplete[:5, :4])
+    with pytest.raises(ImputationInputError, match="2-D table"):
+        ZooImputer("knn").fit(incomplete)  # classical models take tables only
+
+
+def test_classifier_task_is_checked():
+    from keraszoo.sklearn import ZooClassifier
+
+    with pytest.raises(ValueError, match="is for task 'impute'; ZooClassifier needs a model for task 'classify'"):
+        ZooClassifier("gain")

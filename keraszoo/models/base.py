@@ -218,8 +218,10 @@ class DeepImputer(keras.Model):
 
     def __init__(self, seed=0, **kwargs):
         super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)  # numpy integers (a grid search's) become Python ones: configs stay JSON
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.example_shape = None
         self.n_features = None
 
@@ -533,7 +535,7 @@ class DeepImputer(keras.Model):
         call this hook (so callbacks, TensorBoard, checkpoints and strategies see every round): a model
         that trains in rounds (EMFlow, MCFlow re-impute the training table between rounds and may
         re-initialise networks) overrides it with a loop of
-        ``self.fit(make_dataset(x_round, mask), initial_epoch=start, epochs=end, ...)`` that passes the
+        ``self.fit(make_dataset(x_round, mask), initial_epoch=start, epochs=end, shuffle=False, ...)`` that passes the
         same `callbacks` every time, and returns the last `History` with every round's values
         (`merge_histories`). `make_dataset` builds the (possibly distributed) training batches.
         """
