@@ -15,7 +15,7 @@ def __getattr__(name):
     # Heavy submodules (TensorFlow, the data loaders) load on first use, so `import keraszoo` stays light.
     import importlib
 
-    if name in ("data", "metrics", "models", "sklearn", "validation"):
+    if name in ("contract", "data", "metrics", "models", "sklearn", "testing", "validation"):
         return importlib.import_module(f"keraszoo.{name}")
     if name == "load_dataset":
         from keraszoo.data import load_dataset
