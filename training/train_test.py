@@ -610,3 +610,27 @@ def test_two_workers_train_in_sync(tmp_path):
         config = json.load(f)
     assert config["strategy"] == "multiworker" and config["replicas"] == 2 and config["workers"] == 2
     assert config["training"]["steps_per_execution"] == 1  # keraszoo.distribute.steps_per_execution_limit
+
+
+def test_mar_forms_are_all_reachable_from_the_command_line(tmp_path, capsys):
+    """--miss-rate used to be always passed (default 0.2), so eq. 26 as written could not be run under MAR."""
+    assert train.miss_rate_for("mar", None, "letter") is None  # eq. 26 as written
+    assert train.miss_rate_for("mar", "emflow", "letter") == 0.57  # emflow.md Table 4
+    assert train.miss_rate_for("mar", 0.3, "breast") == 0.3  # calibrated offset
+    assert train.miss_rate_for("mcar", None, "breast") == 0.2
+    with pytest.raises(train.ConfigError, match="'emflow' is for --mechanism mar|--miss-rate emflow is for --mechanism mar"):
+        train.miss_rate_for("mcar", "emflow", "breast")
+    with pytest.raises(train.ConfigError, match="Table 4 gives no MAR missing rate for data set 'breast'"):
+        train.miss_rate_for("mar", "emflow", "breast")
+    literal = train.prepare_data("breast", "mar", None, seed=0)
+    calibrated = train.prepare_data("breast", "mar", 0.3, seed=0)
+    last = slice(21, 30)  # floor(0.7 * 30) = 21 columns always observed
+    literal_rate = 1 - np.concatenate([literal.m_train, literal.m_val])[:, last].mean()
+    calibrated_rate = 1 - np.concatenate([calibrated.m_train, calibrated.m_val])[:, last].mean()
+    assert literal_rate > 0.5 and abs(calibrated_rate - 0.3) < 0.03, (literal_rate, calibrated_rate)
+    summary, out = run_cli(
+        ["--model", "gain", "--dataset", "breast", "--mechanism", "mar", "--epochs", "1", "--logdir", str(tmp_path / "mar")], capsys
+    )
+    assert "mar eq. 26 as written" in out
+    with open(tmp_path / "mar" / "config.json") as f:
+        assert json.load(f)["miss_rate"] is None
