@@ -67,7 +67,10 @@ def _model_line(name, cls, params, deep):
     training, with_defaults = _training_parameters(cls, deep)
     if training:
         shown += "; training: " + ", ".join(f"{k}={v!r}" if with_defaults else k for k, v in training.items())
-    return f"{name:14s} [{'deep' if deep else 'classical'}] {shown}"
+    kind = "deep" if deep else "classical"
+    task = getattr(cls, "task", "impute")
+    kinds = "/".join(getattr(cls, "example_kinds", ("table",)))
+    return f"{name:14s} [{kind}, {task}, {kinds}] {shown}"
 
 
 def _model_lines():

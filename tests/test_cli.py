@@ -196,12 +196,15 @@ def test_models_cache_key_follows_the_sources(tmp_path):
 
 def test_models_shows_each_models_own_training_parameters():
     class Flow:
+        task = "classify"
+        example_kinds = ("table", "image")
+
         @classmethod
         def fit_parameters(cls):
             return {"rounds": 3, "learning_rate": 1e-4}
 
     line = cli._model_line("flow", Flow, {"depth": 2}, deep=True)
-    assert line.split() == ["flow", "[deep]", "depth=2;", "training:", "rounds=3,", "learning_rate=0.0001"]
+    assert line.split() == ["flow", "[deep,", "classify,", "table/image]", "depth=2;", "training:", "rounds=3,", "learning_rate=0.0001"]
     assert "training" not in cli._model_line("mean", object, {}, deep=False)
 
 
