@@ -151,6 +151,57 @@ def test_knn_searches_beyond_candidates_when_few_rows_observe_a_column():
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
 
 
+def _knn_tie_data(n_tied, seed=0):
+    """Training rows all equal to 0.37 but for one column (a random one of the first 7) set to 0.59
+    (`n_tied` rows, at random positions) or 0.98 / 0.99 (the others); column 7 holds distinct values
+    to read the neighbours off. Every row in a group is at EXACTLY the same distance from a query of
+    0.37s (one nonzero difference, the same float), but sum a^2 + sum b^2 - 2 sum ab rounds differently
+    depending on which column holds it. One tied row does not observe column 7."""
+    rng = np.random.default_rng(seed)
+    n, d = 300, 8
+    x = np.full((n, d), 0.37)
+    v = rng.choice([0.98, 0.99], size=n)
+    tied = np.sort(rng.choice(n, size=n_tied, replace=False))
+    v[tied] = 0.59
+    x[np.arange(n), rng.integers(0, d - 1, size=n)] = v
+    x[:, 7] = rng.permutation(n) / n
+    mask = np.ones_like(x)
+    mask[tied[1], 7] = 0  # the second-lowest tied row cannot give column 7
+    query = np.full((2, d), 0.37)
+    query_mask = np.ones_like(query)
+    query_mask[:, 7] = 0
+    query_mask[1, 3] = 0  # the second query row ignores column 3: rows differing only there are at 0
+    return x, mask, query, query_mask
+
+
+@pytest.mark.parametrize("n_tied", [12, 120])  # fewer, and more, tied rows than the 64 candidates
+@pytest.mark.parametrize("k, weights", [(1, "uniform"), (3, "uniform"), (5, "distance")])
+def test_knn_ties_go_to_the_lowest_row_indices_in_numpy_and_tf(n_tied, k, weights):
+    import tensorflow as tf
+
+    x, mask, query, query_mask = _knn_tie_data(n_tied)
+    model = get_model("knn", n_neighbors=k, weights=weights).fit_arrays(x, mask)
+    got = model.impute(query, query_mask)
+    def tf_impute(rows, dtype=tf.float32):
+        x_in, m_in = tf.constant(query[rows] * query_mask[rows], dtype), tf.constant(query_mask[rows], dtype)
+        return model.tf_impute(x_in, m_in).numpy()
+
+    got_tf = tf_impute(slice(0, 2))
+    got_tf64 = tf_impute(slice(0, 2), tf.float64)  # the same values as numpy's: the same answer to 1e-12
+    for i in range(2):
+        # the matrix product's rounding depends on the batch: a row alone must get the same neighbours
+        assert tf_impute(slice(i, i + 1))[0, 7] == pytest.approx(got_tf[i, 7], abs=1e-6), i
+        assert got_tf64[i, 7] == pytest.approx(got[i, 7], abs=1e-12), i
+        common = mask[:, :7] * query_mask[i, :7]
+        exact = ((x[:, :7] - query[i, :7]) ** 2 * common).sum(axis=1) * 8 / common.sum(axis=1)
+        donors = np.flatnonzero(mask[:, 7] == 1)
+        nearest = donors[np.lexsort((donors, exact[donors]))[:k]]  # by distance, then by row index
+        assert np.sum(exact[donors] == exact[nearest[-1]]) >= k + 5  # a real tie: more rows than k to choose from
+        want = x[nearest, 7].mean()  # all at one distance: "distance" weights are uniform too
+        assert got[i, 7] == pytest.approx(want, abs=1e-12), (i, nearest)
+        assert got_tf[i, 7] == pytest.approx(want, abs=1e-6), (i, nearest)
+
+
 def test_em_recovers_a_known_gaussian():
     rng = np.random.default_rng(0)
     mu = np.array([0.5, -1.0, 2.0])
