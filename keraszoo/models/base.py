@@ -282,6 +282,8 @@ class DeepImputer(keras.Model):
         """
         optimizers = {name: kwargs.pop(name, None) for name in self.optimizer_networks}
         super().compile(**kwargs)
+        # the most steps per execution the user allows (`fit_arrays` may run fewer, never more)
+        object.__setattr__(self, "_max_steps_per_execution", int(kwargs.get("steps_per_execution", 1)))
         rates = self.learning_rates()
         for name, optimizer in optimizers.items():
             setattr(self, name, optimizer or keras.optimizers.Adam(rates[name]))
@@ -508,15 +510,15 @@ class DeepImputer(keras.Model):
             epochs=epochs,
             iterations=iterations,
             min_steps_per_epoch=self.min_steps_per_epoch,
-            max_steps_per_execution=self.default_steps_per_execution if not self.compiled else int(self.steps_per_execution),
+            max_steps_per_execution=self.default_steps_per_execution if not self.compiled else getattr(self, "_max_steps_per_execution", int(self.steps_per_execution)),
         )
         if not self.compiled:
             self.compile_default(learning_rate, steps_per_execution=execution)
-        elif steps_per_epoch % int(self.steps_per_execution):
-            raise ValueError(
-                f"the model was compiled with steps_per_execution={int(self.steps_per_execution)}, which does not divide the "
-                f"{steps_per_epoch} steps of an epoch here: Keras would run more steps than asked; compile with a divisor of it"
-            )
+        elif execution != int(self.steps_per_execution):
+            # Keras would run whole executions, more steps than asked: lower it to a divisor of the epoch's
+            # steps; `train_function` is rebuilt for it by the next `fit`.
+            self.steps_per_execution = execution
+            self.train_function = None
         return self.fit_rounds(
             x,
             mask,

@@ -83,6 +83,18 @@ def test_fit_runs_exactly_the_requested_epochs(breast_mcar, epochs, batch_size, 
     assert len(history.epoch) == epochs
 
 
+def test_fit_arrays_again_runs_exactly_the_new_steps(breast_mcar):
+    """A compiled model's steps_per_execution is lowered to a divisor of the epoch, never rounded up."""
+    truth, mask = breast_mcar
+    model = GAIN()
+    model.fit_arrays(truth, mask, iterations=100, batch_size=64)
+    model.fit_arrays(truth, mask, iterations=21, batch_size=64)
+    model.fit_arrays(truth, mask, epochs=2, batch_size=64)  # 8 steps a pass
+    assert int(model.g_optimizer.iterations) == 100 + 21 + 16
+    model.fit_arrays(truth, mask, iterations=100, batch_size=64)
+    assert int(model.steps_per_execution) == 50  # back to the compiled 50, not stuck at the last divisor
+
+
 def test_paper_hint_withholds_exactly_one_coordinate_per_row():
     """The GAIN paper's hint: B has a single 0 per row, uniformly placed; D's loss sees only that coordinate."""
     model = GAIN(hint_variant="paper", seed=2)
