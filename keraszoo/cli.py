@@ -50,23 +50,16 @@ def _parse_sets(items):
 # keraszoo models: the listing is cached, keyed by the package's source files
 # --------------------------------------------------------------------------------------------------
 def _training_parameters(cls, deep):
-    """A model's training parameters: its own `fit_parameters()` ({name: default}), else for deep
-    models the names of `keraszoo.sklearn.FIT_PARAMETERS` ({name: None}); and whether defaults are known."""
+    """A deep model's training parameters: its own `fit_parameters()` ({name: default})."""
     own = getattr(cls, "fit_parameters", None)
-    if callable(own):
-        return dict(own()), True
-    if not deep:
-        return {}, False
-    import keraszoo.sklearn
-
-    return dict.fromkeys(getattr(keraszoo.sklearn, "FIT_PARAMETERS", ())), False
+    return dict(own()) if deep and callable(own) else {}
 
 
 def _model_line(name, cls, params, deep):
     shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
-    training, with_defaults = _training_parameters(cls, deep)
+    training = _training_parameters(cls, deep)
     if training:
-        shown += "; training: " + ", ".join(f"{k}={v!r}" if with_defaults else k for k, v in training.items())
+        shown += "; training: " + ", ".join(f"{k}={v!r}" for k, v in training.items())
     kind = "deep" if deep else "classical"
     task = getattr(cls, "task", "impute")
     kinds = "/".join(getattr(cls, "example_kinds", ("table",)))
@@ -163,7 +156,7 @@ def _impute(args):
         completed = imputer.transform(frame)
     else:
         name = args.model or "gain"
-        if is_deep(name) and "verbose" not in params and "verbose" in _training_parameters(get_model_class(name), True)[0]:
+        if is_deep(name) and "verbose" not in params and "verbose" in _training_parameters(get_model_class(name), True):
             params["verbose"] = 1 if _show_progress(args.progress, args.verbose, sys.stderr) else 0
         imputer = keraszoo.sklearn.ZooImputer(name, **params)
         with contextlib.redirect_stdout(sys.stderr):  # Keras writes its progress bar to stdout
