@@ -83,9 +83,48 @@ def test_cli_lists_models():
     assert "gain" in out and "hint_rate=0.9" in out and "knn" in out
 
 
-def test_speed_script_reports_both_loops(capsys):
+def test_speed_loops_run_exactly_the_steps_asked():
+    """Counted with the optimizers' iterations: 30 steps at 7 per call is 4 calls of 7 and one of 2."""
     from training import speed
 
-    bare, zoo = speed.main(["--features", "8", "--rows", "512", "--steps", "100", "--repeats", "1"])
-    assert bare > 0 and zoo > 0
-    assert "zoo / bare" in capsys.readouterr().out
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 6)).astype(np.float32)
+    mask = (rng.random(x.shape) >= 0.2).astype(np.float32)
+    for per_call in (1, 7, 30):
+        timing = speed.bare_keras_gain(x, mask, 32, 30, steps_per_call=per_call)
+        assert (timing.optimizer_steps, timing.steps_per_call) == (30, per_call)
+        assert timing.steps_per_second > 0
+    zoo = speed.zoo_gain(x, mask, 32, 30)
+    assert zoo.optimizer_steps == 30 and zoo.steps_per_call == speed.zoo_steps_per_execution(256, 32, 30)
+
+
+def test_speed_script_reports_both_ratios_like_for_like(capsys):
+    import re
+
+    from training import speed
+
+    result = speed.main(["--features", "8", "--rows", "512", "--steps", "100", "--repeats", "1"])
+    out = capsys.readouterr().out
+    # the bare loop at N steps per call runs the zoo's steps_per_execution (50 here), every run exactly 100 steps
+    assert result["steps_per_call"] == result["zoo_steps_per_call"] == 50
+    for name, per_call in (("bare_1", 1), ("bare_n", 50), ("zoo", 50)):
+        (timing,) = result["runs"][name]
+        assert (timing.optimizer_steps, timing.steps_per_call) == (100, per_call)
+        assert f"{timing.steps_per_second:.1f}" in out  # every timing printed
+    best = result["best"]
+    assert result["zoo_over_bare_1"] == pytest.approx(best["zoo"] / best["bare_1"])
+    assert result["zoo_over_bare_n"] == pytest.approx(best["zoo"] / best["bare_n"])
+    printed_1 = re.search(r"zoo / bare at 1 step per call\s*:\s*(\d+\.\d\d)\n", out)
+    printed_n = re.search(r"zoo / bare at 50 steps per call\s*:\s*(\d+\.\d\d)\s+\(like for like\)", out)
+    assert printed_1 and float(printed_1.group(1)) == round(result["zoo_over_bare_1"], 2)
+    assert printed_n and float(printed_n.group(1)) == round(result["zoo_over_bare_n"], 2)
+    assert re.search(r"target: zoo >= 0\.90 x bare at the same steps per call: (met|missed by \d\.\d\d)\n", out)
+
+
+def test_speed_script_rejects_bad_arguments(capsys):
+    from training import speed
+
+    for argv in (["--steps", "0"], ["--steps-per-call", "0"], ["--rows", "-1"]):
+        with pytest.raises(SystemExit):
+            speed.main(argv)
+        assert "must be positive" in capsys.readouterr().err
