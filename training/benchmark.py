@@ -1,5 +1,8 @@
 """Reproduce the papers' imputation tables: a score (mean ± std over seeds) per model and dataset.
 
+The imputers are scored by an imputation error (RMSE by default) and the classifiers of incomplete
+inputs by accuracy, each in its own table.
+
     python -m training.benchmark --models mean,knn,mice,missforest,matrix,em,gain \\
         --datasets spam,letter,credit --miss-rate 0.2 --seeds 5
     python -m training.benchmark --models mean,knn --datasets spam --miss-rates 0.1,0.2,0.3,0.4,0.5 --seeds 3
@@ -10,6 +13,8 @@
         --metric mse --norm zscore                        # MIWAE's notebooks
     python -m training.benchmark --models mean,knn --datasets letter,credit --mechanism mar --miss-rate emflow
     python -m training.benchmark --models mean,knn --datasets digits --mechanism square
+    python -m training.benchmark --models mean,CLASSIFIER --datasets breast --protocol holdout --seeds 5
+        # an imputer and a classifier (CLASSIFIER: a name in keraszoo.list_models(task="classify")); accuracy table
 
 Default protocol (GAIN's reference code, which g2lgn.md Table 1 follows): for each seed, remove entries
 of the whole table completely at random (MCAR) at the missing rate; fit the imputer on the incomplete
@@ -68,13 +73,36 @@ Switches (see ../shared/notes/reference-implementations.md, section 8, for the p
   benchmarks/results/README.md).
 * `--max-rows N` -- use a fixed random subset of N rows of each table (drawn with seed 0, the same
   for every seed, model and switch, kept in file order), for quick runs; default: every row.
-* `--seeds S` -- seeds 0..S-1; the seed sets the mask, the split, the model and the shuffling.
+* `--seeds S` -- seeds 0..S-1; the seed sets the mask, the split, the model and the shuffling (and,
+  before each deep model's fit, `keras.utils.set_random_seed(seed)`, so a model whose layers draw
+  their initial weights without a seed of their own repeats exactly too).
   Scores are reported as mean ± sample standard deviation over seeds (ddof = 1), with the number of
   seeds beside it: "0.0528 ± 0.0011 (n=5)" (one seed: "0.0528 (n=1)", no ±).
 
-Images: the imputers get one row per image, [N, H * W] (the pixels flattened in row-major order, as
-`Dataset.numeric_array` does), and the metrics score those rows (`keraszoo.metrics` flattens N-D
-examples the same way, so the score is the same as on [N, H, W]).
+Images (under an image mechanism): a deep model that takes images (`"image" in
+get_model_class(name).example_kinds`) gets them as [N, H, W, 1] arrays (NaN at missing pixels; the
+`ZooImputer` / `ZooClassifier` min-max scales them per channel, as `training.train` does). Every other
+model -- the classical ones and table-only deep models such as GAIN -- gets one row per image,
+[N, H * W] (the pixels flattened in row-major order, as `Dataset.numeric_array` does), scaled per
+pixel column as before, so their numbers do not change. (Giving GAIN the 4-D array instead would
+NOT give the same score: it would see the same flattened rows, but scaled per channel, one min/max
+for every pixel, rather than per pixel.) The imputation comes back in the input's shape and is scored
+as rows of H * W pixels; `keraszoo.metrics` flattens N-D examples the same way, so the score is the one
+on [N, H, W]. A model that takes images only is refused under a tabular mechanism (there are no
+images to give it); use `--mechanism square|trapezoid|noise` on an image data set (digits, mnist).
+
+Classifiers (`keraszoo.registry.model_task(name) == "classify"`, e.g. MisConv): scored by accuracy,
+not by an imputation error. For each run the classifier is fitted by `keraszoo.sklearn.ZooClassifier`
+on the fitted rows' incomplete inputs (NaN at the removed entries, the same mask and split as the
+imputers of that seed) with the data set's labels (`load_dataset(name).labels`), and scored by
+accuracy (`ZooClassifier.score`) on the scored rows' incomplete inputs. Only `holdout` and `kfold`
+apply: under `transductive` a classifier would be scored on the rows it was fitted on (a training
+accuracy, not comparable with the papers' test accuracies), so a run with a classifier and
+`--protocol transductive` (the default) is refused with a one-line error before any run. `--metric`,
+`--norm`, `--norm-source`, `--norm-rows` and `--round-discrete` concern imputations and do not apply
+to classifiers. Imputers and classifiers can be mixed in one command: the markdown then has one set of
+tables for the imputers' metric and a separate set for the classifiers' accuracy (never in one
+column); the ± is the sample std over seeds (ddof = 1) with n, as for the imputers.
 
 Sweeps: `--miss-rates 0.1,0.2,...` runs each rate (`--miss-rate R` is the one-rate form) and
 `--dims 5,10,...` runs on the first d feature columns of each table, in file order (label excluded).
@@ -86,12 +114,15 @@ is one run.
 
 Outputs, for `--output PATH.md`: PATH.md (markdown with the exact command, machine, versions, protocol
 and every switch; also printed), PATH.csv (one row per run: model, dataset, miss_rate, dims, seed, the
-score under the metric's name (rmse, mse or mae), fit_seconds, missing_fraction (the fraction of the
-table's entries removed), then one column per switch) and, when a sweep has more than one value, PNG
-plots beside them: PATH_rmse_vs_missing_rate.png and/or PATH_rmse_vs_dims.png ("rmse" is the metric's
-name; one line per model, error bars = sample std over seeds, one panel per dataset, the switches in
-the figure's title; needs matplotlib). Progress goes to stderr: a live bar on a terminal, a line per
-finished run otherwise, nothing with --quiet.
+imputers' score under the metric's name (rmse, mse or mae; empty for a classifier), `accuracy` (the
+classifiers' score; empty for an imputer), fit_seconds, missing_fraction (the fraction of the table's
+entries removed), then one column per switch) and, when a sweep has more than one value, PNG plots
+beside them: PATH_rmse_vs_missing_rate.png and/or PATH_rmse_vs_dims.png for the imputers ("rmse" is
+the metric's name), PATH_accuracy_vs_missing_rate.png and/or PATH_accuracy_vs_dims.png for the
+classifiers (one line per model, error bars = sample std over seeds, one panel per dataset, the
+switches in the figure's title; needs matplotlib). The default output name gets `_accuracy` when the
+run has a classifier. Progress goes to stderr: a live bar on a terminal, a line per finished run
+otherwise, nothing with --quiet.
 """
 import argparse
 import collections
@@ -156,12 +187,15 @@ SWITCHES = (
 Run = collections.namedtuple("Run", "score fit_seconds miss_rate dims seed missing_fraction")
 CSV_RUN_COLUMNS = ("model", "dataset", "miss_rate", "dims", "seed")
 PLOT_SUFFIXES = {"miss_rate": "_rmse_vs_missing_rate.png", "dims": "_rmse_vs_dims.png"}
+#: The plots a sweep can write: path key -> (swept quantity, whether it plots the classifiers' accuracy).
+PLOT_KEYS = {"miss_rate": ("miss_rate", False), "dims": ("dims", False), "accuracy_miss_rate": ("miss_rate", True), "accuracy_dims": ("dims", True)}
 METRIC_NAMES = {"rmse": "RMSE", "mse": "MSE", "mae": "MAE"}
 
 
 def csv_columns(metric="rmse"):
-    """The CSV header: the run's coordinates, the score (named after the metric), then every switch."""
-    return CSV_RUN_COLUMNS + (metric, "fit_seconds", "missing_fraction") + tuple(name for name, _, _ in SWITCHES)
+    """The CSV header: the run's coordinates, the imputers' score (named after the metric), the
+    classifiers' `accuracy` (each empty for the other task), then every switch."""
+    return CSV_RUN_COLUMNS + (metric, "accuracy", "fit_seconds", "missing_fraction") + tuple(name for name, _, _ in SWITCHES)
 
 
 def build_parser():
@@ -263,7 +297,34 @@ def parse_args(argv=None):
     if args.max_rows is not None and args.max_rows < 10:
         parser.error(f"--max-rows must be at least 10, got {args.max_rows}")
     args.overrides = _parse_overrides(parser, args.set, args.models)
+    _check_model_kinds(parser, args)
     return args
+
+
+def _check_model_kinds(parser, args):
+    """Set `args.classifiers` (the classifiers among --models, in order) and refuse what cannot run:
+    a classifier under the transductive protocol, an image-only model without images."""
+    from keraszoo.registry import get_model_class, is_deep, model_task
+
+    args.classifiers = [m for m in args.models if model_task(m) == "classify"]
+    if args.classifiers and args.protocol == "transductive":
+        parser.error(
+            f"--protocol transductive would score classifier(s) {', '.join(args.classifiers)} on the rows they were fitted on "
+            "(a training accuracy); use --protocol holdout or kfold"
+        )
+    if args.mechanism not in IMAGE_MECHANISMS:
+        for name in args.models:
+            if is_deep(name) and "table" not in get_model_class(name).example_kinds:
+                parser.error(
+                    f"model {name!r} takes images only; under --mechanism {args.mechanism} the data are tables: use an image "
+                    f"mechanism ({', '.join(IMAGE_MECHANISMS)}) on an image data set (digits, mnist)"
+                )
+
+
+def imputers_of(args):
+    """The imputers among --models, in order (everything that is not a classifier)."""
+    classifiers = getattr(args, "classifiers", [])
+    return [m for m in args.models if m not in classifiers]
 
 
 def _rate_value(text):
@@ -354,9 +415,16 @@ def load_tables(args):
     """dataset -> complete float64 array: [rows, columns] tables, or [N, H, W] images under an image
     mechanism; `--max-rows` subsets applied. Raises SystemExit (a parser error) for a data set without
     images under an image mechanism."""
+    return load_data(args)[0]
+
+
+def load_data(args):
+    """(tables, labels): the tables as `load_tables`, and dataset -> its labels (one per row, the same
+    `--max-rows` subset) when --models has a classifier, else {}. Raises SystemExit (a parser error) for
+    a data set without images under an image mechanism, or without labels when a classifier runs."""
     from keraszoo.data import load_dataset
 
-    tables = {}
+    tables, labels = {}, {}
     for name in args.datasets:
         dataset = load_dataset(name, data_dir=args.data_dir)
         if args.mechanism in IMAGE_MECHANISMS:
@@ -368,7 +436,11 @@ def load_tables(args):
         else:
             table = dataset.numeric_array()
         tables[name] = subset_rows(table, args.max_rows)
-    return tables
+        if getattr(args, "classifiers", []):
+            if dataset.labels is None:
+                build_parser().error(f"classifier(s) {', '.join(args.classifiers)} need labels; data set {name!r} has none")
+            labels[name] = subset_rows(np.asarray(dataset.labels), args.max_rows)
+    return tables, labels
 
 
 def subset_rows(table, max_rows):
@@ -452,40 +524,84 @@ def settings_of(args):
     return {name: getattr(args, name, default) for name, _, default in SWITCHES}
 
 
-def run_one(model, params, truth, seed, miss_rate, settings=None, dims=None, dataset=None):
-    """Fit and score one (model, dataset, rate, dims, seed); returns (score, fit seconds, missing fraction).
+def takes_images(model):
+    """Whether the runner gives `model` images [N, H, W, 1] under an image mechanism: a deep model whose
+    `example_kinds` include "image". Every other model gets one row of H * W pixels per image."""
+    from keraszoo.registry import get_model_class, is_deep
 
-    `truth`: the complete table [rows, columns], or images [N, H, W] under an image mechanism.
-    `settings`: {switch: value} (`settings_of`); missing switches take their defaults. `dims`: use only
-    the first `dims` columns (None: all). `dataset`: its name (for `--miss-rate emflow`).
-    """
-    from keraszoo import metrics
+    return is_deep(model) and "image" in get_model_class(model).example_kinds
+
+
+def _prepare_run(model, params, truth, seed, miss_rate, s, dims, dataset):
+    """What one run of either task needs: (truth rows, mask rows, the model's incomplete input, the
+    model's parameters, fitted rows, scored rows). Truth and mask are [N, D] (images: [N, H * W]); the
+    model's input is [N, D] too, or [N, H, W, 1] (NaN at missing pixels) for a model that takes images."""
     from keraszoo.registry import model_parameters
-    from keraszoo.sklearn import ZooImputer
 
-    s = {name: default for name, _, default in SWITCHES}
-    s.update(settings or {})
     mask = draw_mask(truth, seed, miss_rate, s["mechanism"], s["mcar_draw"], dims, dataset)
     truth = truth[:, :dims] if truth.ndim == 2 else truth
     n = len(truth)
-    # The imputers take one row per example: images [N, H, W] become [N, H * W].
+    image_input = truth.ndim == 3 and takes_images(model)
+    if image_input:  # [N, H, W] -> [N, H, W, 1]: the model's image examples, one channel
+        model_input = np.where(mask == 1, truth, np.nan)[..., None]
+    # Scored (and, for every other model, imputed) as one row per example: images [N, H, W] become [N, H * W].
     truth, mask = truth.reshape(n, -1), mask.reshape(n, -1)
-    incomplete = np.where(mask == 1, truth, np.nan)
+    if not image_input:
+        model_input = np.where(mask == 1, truth, np.nan)
     params = dict(params)
     if "seed" in model_parameters(model):
         params.setdefault("seed", seed)
     elif "random_state" in model_parameters(model):
         params.setdefault("random_state", seed)
-    imputer = ZooImputer(model, **params)
     fit_rows, scored_rows = split_rows(n, seed, s["protocol"])
+    return truth, mask, model_input, params, fit_rows, scored_rows
+
+
+def seed_deep_model(model, seed):
+    """Before a deep model is built and fitted: `keras.utils.set_random_seed(seed)` (Python, NumPy,
+    TensorFlow and Keras's global generator), so a model whose layers draw their initial weights without
+    a seed of their own still repeats exactly for a seed, whatever ran before it in the process. The
+    zoo's models seed their own initializers and random ops, so their numbers do not change."""
+    from keraszoo.registry import is_deep
+
+    if is_deep(model):
+        import keras
+
+        keras.utils.set_random_seed(int(seed))
+
+
+def _settings(settings):
+    s = {name: default for name, _, default in SWITCHES}
+    s.update(settings or {})
+    return s
+
+
+def run_one(model, params, truth, seed, miss_rate, settings=None, dims=None, dataset=None):
+    """Fit and score one (imputer, dataset, rate, dims, seed); returns (score, fit seconds, missing fraction).
+
+    `truth`: the complete table [rows, columns], or images [N, H, W] under an image mechanism (given to
+    a model that takes images as [N, H, W, 1], to any other as [N, H * W]; see `takes_images`).
+    `settings`: {switch: value} (`settings_of`); missing switches take their defaults. `dims`: use only
+    the first `dims` columns (None: all). `dataset`: its name (for `--miss-rate emflow`).
+    Classifiers: `run_classifier`.
+    """
+    from keraszoo import metrics
+    from keraszoo.sklearn import ZooImputer
+
+    s = _settings(settings)
+    truth, mask, model_input, params, fit_rows, scored_rows = _prepare_run(model, params, truth, seed, miss_rate, s, dims, dataset)
+    imputer = ZooImputer(model, **params)
+    seed_deep_model(model, seed)
     start = time.perf_counter()
     if s["protocol"] == "transductive":
-        imputed = imputer.fit(incomplete).transform(incomplete)  # fit time includes the imputation, as before
+        imputed = imputer.fit(model_input).transform(model_input)  # fit time includes the imputation, as before
         seconds = time.perf_counter() - start
     else:
-        imputer.fit(incomplete[fit_rows])
+        imputer.fit(model_input[fit_rows])
         seconds = time.perf_counter() - start
-        imputed = imputer.transform(incomplete[scored_rows])
+        imputed = imputer.transform(model_input[scored_rows])
+    imputed = np.asarray(imputed).reshape(len(imputed), -1)  # images [rows, H, W, 1] back to rows of pixels
+    incomplete = np.where(mask == 1, truth, np.nan)
     if s["round_discrete"]:
         imputed = round_discrete_columns(imputed, incomplete[scored_rows], incomplete[fit_rows])
     statistics = None
@@ -495,6 +611,32 @@ def run_one(model, params, truth, seed, miss_rate, settings=None, dims=None, dat
     score_fn = {"rmse": metrics.rmse, "mse": metrics.mse, "mae": metrics.mae}[s["metric"]]
     score = score_fn(truth[scored_rows], imputed, mask[scored_rows], normalize=s["norm"], statistics=statistics)
     return score, seconds, float(1.0 - mask.mean(dtype=np.float64))
+
+
+def run_classifier(model, params, truth, labels, seed, miss_rate, settings=None, dims=None, dataset=None):
+    """Fit and score one (classifier, dataset, rate, dims, seed); returns (accuracy, fit seconds, missing fraction).
+
+    The same mask, split and inputs as `run_one` for that seed: `ZooClassifier(model, **params)` is fitted
+    on the fitted rows' incomplete inputs (NaN at the removed entries) with their `labels`, and scored by
+    accuracy on the scored rows' incomplete inputs. The protocol must be holdout or kfold (under
+    transductive the scored rows would be the fitted ones; `parse_args` refuses that).
+    """
+    from keraszoo.sklearn import ZooClassifier
+
+    s = _settings(settings)
+    if s["protocol"] == "transductive":
+        raise ValueError("a classifier is scored on rows it was not fitted on: use protocol holdout or kfold, not transductive")
+    labels = np.asarray(labels)
+    truth, mask, model_input, params, fit_rows, scored_rows = _prepare_run(model, params, truth, seed, miss_rate, s, dims, dataset)
+    if len(labels) != len(truth):
+        raise ValueError(f"{len(labels)} labels for {len(truth)} rows")
+    classifier = ZooClassifier(model, **params)
+    seed_deep_model(model, seed)
+    start = time.perf_counter()
+    classifier.fit(model_input[fit_rows], labels[fit_rows])
+    seconds = time.perf_counter() - start
+    accuracy = float(classifier.score(model_input[scored_rows], labels[scored_rows]))
+    return accuracy, seconds, float(1.0 - mask.mean(dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -607,10 +749,11 @@ def sidecar_paths(output, args):
     stem = os.path.splitext(output)[0]
     paths = {"csv": stem + ".csv"}
     metric = getattr(args, "metric", "rmse")
-    if len(args.miss_rates) > 1:
-        paths["miss_rate"] = stem + PLOT_SUFFIXES["miss_rate"].replace("rmse", metric)
-    if len(args.dims) > 1:
-        paths["dims"] = stem + PLOT_SUFFIXES["dims"].replace("rmse", metric)
+    tasks = {False: bool(imputers_of(args)), True: bool(getattr(args, "classifiers", []))}
+    for key, (x_key, classify) in PLOT_KEYS.items():
+        swept = len(args.miss_rates) > 1 if x_key == "miss_rate" else len(args.dims) > 1
+        if swept and tasks[classify]:
+            paths[key] = stem + PLOT_SUFFIXES[x_key].replace("rmse", "accuracy" if classify else metric)
     return paths
 
 
@@ -730,6 +873,12 @@ def settings_lines(args, ncols=None):
         f"- `--seeds {args.seeds}`: seeds 0..{args.seeds - 1}; ± is the sample standard deviation over the seeds (ddof = 1), "
         "with the number of seeds beside it as (n=...)."
     )
+    classifiers = getattr(args, "classifiers", [])
+    if classifiers:
+        lines.append(
+            f"- Classifiers ({', '.join(classifiers)}): scored by accuracy on the scored rows' incomplete inputs (never fitted on); "
+            "`--metric`, `--norm`, `--norm-source`, `--norm-rows` and `--round-discrete` apply to the imputers only."
+        )
     lines.append("")
     return lines
 
@@ -753,18 +902,28 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
     rate_sweep, dims_sweep = len(args.miss_rates) > 1, len(args.dims) > 1
     single_rate = _rate_label(args.miss_rate)
     where = "images" if s["mechanism"] in IMAGE_MECHANISMS else "UCI tables"
+    imputers, classifiers = imputers_of(args), list(getattr(args, "classifiers", []))
+    headline = metric if not classifiers else "Accuracy" if not imputers else f"{metric} and accuracy"
     if rate_sweep and dims_sweep:
-        title = f"# {metric} vs missing rate and number of dimensions, {mech} ({args.protocol} protocol)"
+        title = f"# {headline} vs missing rate and number of dimensions, {mech} ({args.protocol} protocol)"
     elif rate_sweep:
-        title = f"# {metric} vs missing rate, {mech} ({args.protocol} protocol)"
+        title = f"# {headline} vs missing rate, {mech} ({args.protocol} protocol)"
     elif dims_sweep:
-        title = f"# {metric} vs number of dimensions, {single_rate} {mech} ({args.protocol} protocol)"
+        title = f"# {headline} vs number of dimensions, {single_rate} {mech} ({args.protocol} protocol)"
     else:
-        title = f"# {metric} on {where}, {single_rate} {mech} ({args.protocol} protocol)"
+        title = f"# {headline} on {where}, {single_rate} {mech} ({args.protocol} protocol)"
     if args.dims == [None]:
         columns = "Every column of each table is used (label column excluded)"
         if s["mechanism"] in IMAGE_MECHANISMS:
-            columns = "Every pixel of each image is used; the imputers get one row of H x W pixels per image"
+            image_models = [m for m in args.models if takes_images(m)]
+            others = [m for m in args.models if m not in image_models]
+            columns = "Every pixel of each image is used; " + "; ".join(
+                part for part in (
+                    f"{', '.join(image_models)} take{'s' if len(image_models) == 1 else ''} images and get{'s' if len(image_models) == 1 else ''} "
+                    "them as [N, H, W, 1] (scaled per channel)" if image_models else "",
+                    f"{', '.join(others)} get{'s' if len(others) == 1 else ''} one row of H x W pixels per image (scaled per pixel)" if others else "",
+                ) if part
+            )
     else:
         columns = (
             f"Dimensions {', '.join(map(str, args.dims))}: a run with d dimensions uses the first d feature columns of the table "
@@ -778,6 +937,15 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         "holdout": "fit on a random 80% of rows, impute the other 20% (unseen), score their removed entries",
         "kfold": "EMFlow / MCFlow's 5 folds: seed k fits on four folds of a seeded shuffle and scores fold k mod 5 (unseen)",
     }[args.protocol]
+    classifier_protocol = ""
+    if classifiers:
+        scored = {"holdout": "the other 20% of the rows", "kfold": "the test fold"}.get(args.protocol, "the scored rows")
+        classifier_protocol = (
+            f" Classifier{'s' if len(classifiers) > 1 else ''} {', '.join(classifiers)}: `ZooClassifier` fitted on the fitted rows' "
+            f"incomplete inputs (NaN at the removed entries, the same mask and split as the imputers) with the data set's labels, "
+            f"scored by accuracy on {scored}' incomplete inputs (never fitted on); no imputation is scored for "
+            f"{'them' if len(classifiers) > 1 else 'it'}."
+        )
     units = {"minmax": "normalised by the", "zscore": "z-scored with the", "none": "in raw units"}[s["norm"]]
     if s["norm"] != "none":
         units += (" truth's" if s["norm_source"] == "truth" else " observed entries'") + " per-column " + (
@@ -792,8 +960,9 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}. Total wall time: {elapsed / 60:.1f} min.",
         "",
         "Protocol: "
-        + (f"{mech} over the whole table" if s["mechanism"] == "mcar" else f"{mech} masks")
-        + f"; {protocol}; {metric} over the removed entries, {units}."
+        + (f"{mech} over the whole table" if s["mechanism"] == "mcar" else mech if s["mechanism"] in IMAGE_MECHANISMS else f"{mech} masks")
+        + (f"; {protocol}; {metric} over the removed entries, {units}." if imputers else ".")
+        + classifier_protocol
         + (f" Missing rates: {', '.join(_rate_label(r) for r in args.miss_rates)}." if rate_sweep else "")
         + f" Seeds 0..{args.seeds - 1} (the seed sets the mask, the split, the model and the shuffling). {columns}. Model parameters are the zoo's defaults"
         + ("" if not any(args.overrides.values()) else f", with overrides {args.overrides}")
@@ -801,7 +970,7 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         + (
             f" Imputations of columns with fewer than {DISCRETE_MAX_LEVELS} distinct observed values are rounded to integers before "
             "scoring (`--round-discrete`, as GAIN's reference code does)."
-            if getattr(args, "round_discrete", False)
+            if getattr(args, "round_discrete", False) and imputers
             else ""
         )
         + "".join(f" {note.strip()}" for note in getattr(args, "note", [])),
@@ -812,29 +981,42 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
     if "csv" in paths:
         name = os.path.basename(paths["csv"])
         lines += [f"Per-run numbers: [`{name}`]({name}) (columns {', '.join(csv_columns(s['metric']))}).", ""]
-    for key, what in (("miss_rate", f"{metric} vs missing rate"), ("dims", f"{metric} vs number of dimensions")):
+    for key, (x_key, classify) in PLOT_KEYS.items():
         if key in paths:
+            what = ("accuracy" if classify else metric) + (" vs missing rate" if x_key == "miss_rate" else " vs number of dimensions")
             lines += [f"![{what}]({os.path.basename(paths[key])})", ""]
-    if rate_sweep or dims_sweep:
-        lines += _sweep_tables(args, results, ncols)
-    else:
-        lines += _single_tables(args, results)
+    for models, classify in ((imputers, False), (classifiers, True)):
+        if not models:
+            continue
+        if classifiers:  # never RMSE and accuracy in one table: a section each
+            lines += ["## Classifiers: accuracy" if classify else f"## Imputers: {metric}", ""]
+        if rate_sweep or dims_sweep:
+            lines += _sweep_tables(args, results, ncols, models, classify)
+        else:
+            lines += _single_tables(args, results, models, classify)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _single_tables(args, results):
+def _single_tables(args, results, models=None, classify=False):
+    """The score table and the fit-time table of `models` (default: every model), one column per dataset.
+    `classify`: the models are classifiers and the scores accuracies (no paper column)."""
+    models = args.models if models is None else models
     # Table 1 is 20% Bernoulli MCAR on every column, RMSE; a paper column elsewhere would compare unlike with unlike.
-    paper = _paper_comparable(args)
+    paper = _paper_comparable(args) and not classify
     metric = METRIC_NAMES[settings_of(args)["metric"]]
+    if classify:
+        first = "Accuracy on the scored rows' incomplete inputs, mean ± sample std over seeds (ddof = 1, n = number of seeds; higher is better)."
+    else:
+        first = f"{metric}, mean ± sample std over seeds (ddof = 1, n = number of seeds; lower is better)" + (
+            "; paper = g2lgn.md Table 1 where it reports the model." if paper else
+            " (g2lgn.md Table 1 is RMSE at 20% Bernoulli MCAR on every column, min-max units, so no paper column).")
     lines = [
-        f"{metric}, mean ± sample std over seeds (ddof = 1, n = number of seeds; lower is better)"
-        + ("; paper = g2lgn.md Table 1 where it reports the model." if paper else
-           " (g2lgn.md Table 1 is RMSE at 20% Bernoulli MCAR on every column, min-max units, so no paper column)."),
+        first,
         "",
         "| model | " + " | ".join(f"{d} (ours) | {d} (paper)" if paper else d for d in args.datasets) + " | mean fit time (s) |",
         "|---|" + ("---|---|" if paper else "---|") * len(args.datasets) + "---|",
     ]
-    for model in args.models:
+    for model in models:
         cells, times = [], []
         for dataset in args.datasets:
             runs = results[(model, dataset)]
@@ -845,19 +1027,23 @@ def _single_tables(args, results):
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {np.mean(times):.1f} |")
     lines += ["", "Fit time per dataset (s, mean over seeds):", "", "| model | " + " | ".join(args.datasets) + " |"]
     lines.append("|---|" + "---|" * len(args.datasets))
-    for model in args.models:
+    for model in models:
         lines.append(f"| {model} | " + " | ".join(f"{np.mean([r.fit_seconds for r in results[(model, d)]]):.1f}" for d in args.datasets) + " |")
+    lines.append("")
     return lines
 
 
-def _sweep_tables(args, results, ncols):
-    """One score table and one fit-time table per dataset (and per value of the other sweep if both sweep)."""
+def _sweep_tables(args, results, ncols, models=None, classify=False):
+    """One score table and one fit-time table per dataset (and per value of the other sweep if both sweep),
+    for `models` (default: every model); `classify`: classifiers, scored by accuracy (no paper column)."""
+    models = args.models if models is None else models
     groups = _group(results)
     rate_sweep = len(args.miss_rates) > 1
-    paper_setting = _paper_units(args)
-    metric = METRIC_NAMES[settings_of(args)["metric"]]
+    paper_setting = _paper_units(args) and not classify
+    metric = "Accuracy" if classify else METRIC_NAMES[settings_of(args)["metric"]]
+    better = "higher" if classify else "lower"
     mech = _mechanism_title(args)
-    lines = [f"{metric}, mean ± sample std over seeds (ddof = 1, n = number of seeds; lower is better); fit time in seconds, mean over seeds.", ""]
+    lines = [f"{metric}, mean ± sample std over seeds (ddof = 1, n = number of seeds; {better} is better); fit time in seconds, mean over seeds.", ""]
     for dataset in args.datasets:
         n = ncols.get(dataset)
         # x: the swept quantity; fixed: the other one, one table each.
@@ -873,13 +1059,13 @@ def _sweep_tables(args, results, ncols):
             lines += [f"### {dataset} ({n} feature columns), {fixed}" if n else f"### {dataset}, {fixed}", ""]
             header = heads + (["paper (Table 1, 20%, all columns)"] if paper else [])
             lines += ["| model | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
-            for model in args.models:
+            for model in models:
                 row = [_mean_std(groups[(model, dataset, rate, d)]) for rate, d in keys]
                 if paper:
                     row.append(PAPER_TABLE_1.get(model, {}).get(dataset, "—"))
                 lines.append(f"| {model} | " + " | ".join(row) + " |")
             lines += ["", "Fit time (s):", "", "| model | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
-            for model in args.models:
+            for model in models:
                 times = [np.mean([r.fit_seconds for r in groups[(model, dataset, *key)]]) for key in keys]
                 lines.append(f"| {model} | " + " | ".join(f"{t:.1f}" for t in times) + " |")
             lines.append("")
@@ -887,16 +1073,20 @@ def _sweep_tables(args, results, ncols):
 
 
 def write_csv(path, results, args=None):
-    """One row per run; the score column is named after the metric, and every switch has a column."""
+    """One row per run; the imputers' score under the metric's name, the classifiers' under `accuracy`
+    (the other one empty), and every switch has a column."""
     s = settings_of(args) if args is not None else {name: default for name, _, default in SWITCHES}
+    classifiers = getattr(args, "classifiers", []) if args is not None else []
     switches = [s[name] if s[name] is not None else "" for name, _, _ in SWITCHES]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(csv_columns(s["metric"]))
         for (model, dataset), runs in results.items():
             for r in runs:
+                score = f"{r.score:.6f}"
+                scores = ["", score] if model in classifiers else [score, ""]  # [metric, accuracy]
                 writer.writerow(
-                    [model, dataset, r.miss_rate, r.dims, r.seed, f"{r.score:.6f}", f"{r.fit_seconds:.3f}", f"{r.missing_fraction:.6f}"]
+                    [model, dataset, r.miss_rate, r.dims, r.seed, *scores, f"{r.fit_seconds:.3f}", f"{r.missing_fraction:.6f}"]
                     + switches
                 )
 
@@ -911,15 +1101,16 @@ def _require_matplotlib():
         ) from err
 
 
-def write_plot(path, args, results, ncols, x_key):
+def write_plot(path, args, results, ncols, x_key, classify=False):
     """Score vs `x_key` ("miss_rate" or "dims"): one panel per dataset (per value of the other sweep too,
     as rows, if both sweep), one line per model, error bars = sample std over seeds (ddof = 1); every
-    switch in the figure's title."""
+    switch in the figure's title. `classify`: plot the classifiers' accuracy, else the imputers' metric."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     groups = _group(results)
-    metric = METRIC_NAMES[settings_of(args)["metric"]]
+    metric = "accuracy" if classify else METRIC_NAMES[settings_of(args)["metric"]]
+    models = getattr(args, "classifiers", []) if classify else imputers_of(args)
     mech = _mechanism_title(args)
     rows = args.dims if x_key == "miss_rate" else args.miss_rates
     numeric_rates = all(not isinstance(r, str) for r in args.miss_rates)
@@ -940,7 +1131,7 @@ def write_plot(path, args, results, ncols, x_key):
                 ax.set_xlabel("number of dimensions (first d columns)")
             points.sort(key=lambda p: p[0])
             xs = [x for x, _, _ in points]
-            for model in args.models:
+            for model in models:
                 scores = [[r.score for r in groups[(model, dataset, rate, d)]] for _, rate, d in points]
                 ax.errorbar(xs, [np.mean(s) for s in scores], yerr=[sample_std(s) for s in scores], marker="o", capsize=3, label=model)
             ax.set_xticks(xs)
@@ -973,6 +1164,7 @@ def default_output(args):
         "_allrows" if s["norm_rows"] == "all" else "",
         "_rounded" if s["round_discrete"] else "",
         "" if s["max_rows"] is None else f"_rows{s['max_rows']}",
+        "_accuracy" if getattr(args, "classifiers", []) else "",
     ])
     return os.path.join("benchmarks", "results", f"{prefix}_{s['mechanism']}{rates}{dims}{suffixes}.md")
 
@@ -986,7 +1178,7 @@ def main(argv=None):
     output = args.output or default_output(args)
     paths = sidecar_paths(output, args)
     # Load and check everything before the first run, so bad input fails in seconds, not after an hour.
-    tables = load_tables(args)
+    tables, labels = load_data(args)
     ncols = {name: int(np.prod(table.shape[1:])) for name, table in tables.items()}
     problem = check_dims([d for d in args.dims if d is not None], tables)
     if problem:
@@ -1013,13 +1205,19 @@ def main(argv=None):
         used = _columns_used(dims, ncols[dataset])
         label = f"{dataset} {model} {_rate_label(rate)} d={used} seed {seed}"
         progress.start(label)
+        classify = model in args.classifiers
         try:
-            score, seconds, missing = run_one(model, args.overrides[model], tables[dataset], seed, rate, settings, dims, dataset)
+            if classify:
+                score, seconds, missing = run_classifier(
+                    model, args.overrides[model], tables[dataset], labels[dataset], seed, rate, settings, dims, dataset
+                )
+            else:
+                score, seconds, missing = run_one(model, args.overrides[model], tables[dataset], seed, rate, settings, dims, dataset)
         except ImputationInputError as err:  # e.g. a pixel missing in every image of a small --max-rows subset
             progress.close()
             raise SystemExit(f"python -m training.benchmark: error: run {label}: {err}") from err
         results.setdefault((model, dataset), []).append(Run(score, seconds, rate, used, seed, missing))
-        progress.finish(f"{label}: {metric} {score:.4f} ({seconds:.1f} s)")
+        progress.finish(f"{label}: {'accuracy' if classify else metric} {score:.4f} ({seconds:.1f} s)")
     progress.close()
     elapsed = time.perf_counter() - start
 
@@ -1029,9 +1227,9 @@ def main(argv=None):
     with open(output, "w") as f:
         f.write(report)
     write_csv(paths["csv"], results, args)
-    for key in ("miss_rate", "dims"):
+    for key, (x_key, classify) in PLOT_KEYS.items():
         if key in paths:
-            write_plot(paths[key], args, results, ncols, key)
+            write_plot(paths[key], args, results, ncols, x_key, classify=classify)
     print("written to " + ", ".join([output] + list(paths.values())))
     return results
 

@@ -1,5 +1,7 @@
 """training.benchmark's sweeps, CSV, plots, progress, bad-input errors and switches (protocols, masks,
-metrics, units, statistics), on tiny settings (breast or digits, mean and KNN, 1-2 seeds)."""
+metrics, units, statistics), images given as images to image models, and classifiers scored by
+accuracy, on tiny settings (breast or digits, mean and KNN, the toy models of tests/test_contract_toys.py,
+1-2 seeds)."""
 import csv
 import io
 import math
@@ -25,9 +27,9 @@ def test_sweep_writes_markdown_csv_and_plots(tmp_path, capsys):
     with open(tmp_path / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 2 * 2  # models x rates x dims x seeds
-    assert tuple(rows[0]) == ("model", "dataset", "miss_rate", "dims", "seed", "rmse", "fit_seconds", "missing_fraction", "protocol", "mechanism", "mcar_draw", "metric", "norm", "norm_source", "norm_rows", "round_discrete", "max_rows")
+    assert tuple(rows[0]) == ("model", "dataset", "miss_rate", "dims", "seed", "rmse", "accuracy", "fit_seconds", "missing_fraction", "protocol", "mechanism", "mcar_draw", "metric", "norm", "norm_source", "norm_rows", "round_discrete", "max_rows")
     assert {r["dims"] for r in rows} == {"5", "10"} and {r["seed"] for r in rows} == {"0", "1"}
-    assert all(0 < float(r["rmse"]) < 1 and float(r["fit_seconds"]) >= 0 for r in rows)
+    assert all(0 < float(r["rmse"]) < 1 and r["accuracy"] == "" and float(r["fit_seconds"]) >= 0 for r in rows)
 
     for name in ("sweep_rmse_vs_missing_rate.png", "sweep_rmse_vs_dims.png"):
         data = (tmp_path / name).read_bytes()
@@ -403,3 +405,153 @@ def test_image_mechanism_needs_image_data_before_any_run(tmp_path, capsys):
         benchmark.main(["--models", "mean", "--datasets", "breast", "--mechanism", "square", "--output", str(tmp_path / "x.md")])
     assert "--mechanism square needs image data sets; 'breast' has no images" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------------------------------
+# image models and classifiers: the toy models of tests/test_contract_toys.py, registered here for this
+# module's tests only
+TOY_CLASSIFIER_SET = ["--set", "toy_classifier.iterations=40", "--set", "toy_classifier.batch_size=32"]
+TOY_IMAGE_SET = ["--set", "toy_image_imputer.iterations=10", "--set", "toy_image_imputer.batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def toys():
+    from keraszoo import registry
+    from tests.test_contract_toys import ToyClassifier, ToyImageImputer
+
+    names = {"toy_image_imputer": ToyImageImputer, "toy_classifier": ToyClassifier}
+    for name, cls in names.items():
+        registry.register_model(name)(cls)
+    yield
+    for name in names:
+        registry.unregister_model(name)
+
+
+def _breast_labels():
+    from keraszoo.data import load_dataset
+
+    return load_dataset("breast").labels.to_numpy()
+
+
+def _accuracy_section(text):
+    return text.split("## Classifiers: accuracy", 1)[1]
+
+
+def test_classifier_accuracy_equals_zooclassifier_by_hand(toys, tmp_path):
+    import keras
+
+    from keraszoo.data import mcar_mask
+    from keraszoo.sklearn import ZooClassifier
+
+    out = tmp_path / "clf.md"
+    argv = ["--models", "toy_classifier", "--datasets", "breast", "--protocol", "holdout", "--seeds", "2", *TOY_CLASSIFIER_SET,
+            "--quiet", "--output", str(out)]
+    runs = benchmark.main(argv)[("toy_classifier", "breast")]
+    truth, y = _breast(), _breast_labels()
+    for seed, run in enumerate(runs):
+        mask = mcar_mask(truth.shape, 0.2, seed=seed)  # the imputers' mask and split of that seed
+        fit, test = benchmark.split_rows(len(truth), seed, "holdout")
+        incomplete = np.where(mask == 1, truth, np.nan)
+        keras.utils.set_random_seed(seed)  # as the runner does: the toy's Dense layers draw unseeded initial weights
+        clf = ZooClassifier("toy_classifier", iterations=40, batch_size=32, seed=seed).fit(incomplete[fit], y[fit])
+        assert run.score == clf.score(incomplete[test], y[test])
+        assert run.missing_fraction == pytest.approx(1 - mask.mean(dtype=np.float64), abs=1e-12)
+    majority = max(np.mean(y == 0), np.mean(y == 1))  # 0.63 on breast: an accuracy, not 1 - RMSE
+    assert all(majority + 0.1 < r.score <= 1 for r in runs) and runs[0].score != runs[1].score
+    text = out.read_text()
+    assert text.startswith("# Accuracy on UCI tables, 20% MCAR (holdout protocol)")
+    assert "## Imputers" not in text and "lower is better" not in text
+    scores = [r.score for r in runs]
+    assert f"| toy_classifier | {np.mean(scores):.4f} ± {np.std(scores, ddof=1):.4f} (n=2) |" in _accuracy_section(text)
+    with open(tmp_path / "clf.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["rmse"], float(r["accuracy"])) for r in rows] == [("", pytest.approx(s, abs=1e-6)) for s in scores]
+    assert benchmark.default_output(benchmark.parse_args(argv[:-2])).endswith("uci_mcar20_holdout_accuracy.md")
+
+
+def test_mixed_imputer_and_classifier_write_two_tables(toys, tmp_path):
+    out = tmp_path / "mix.md"
+    argv = ["--models", "mean,toy_classifier", "--datasets", "breast", "--protocol", "kfold", "--seeds", "2", *TOY_CLASSIFIER_SET,
+            "--quiet", "--output", str(out)]
+    results = benchmark.main(argv)
+    text = out.read_text()
+    assert text.startswith("# RMSE and accuracy on UCI tables, 20% MCAR (kfold protocol)")
+    imputers, classifiers = text.split("## Imputers: RMSE", 1)[1].split("## Classifiers: accuracy", 1)
+    assert "| mean | " in imputers and "toy_classifier" not in imputers and "lower is better" in imputers
+    assert "| toy_classifier | " in classifiers and "| mean |" not in classifiers and "higher is better" in classifiers
+    for model, section in (("mean", imputers), ("toy_classifier", classifiers)):
+        scores = [r.score for r in results[(model, "breast")]]
+        assert f"| {model} | {np.mean(scores):.4f} ± {np.std(scores, ddof=1):.4f} (n=2) |" in section
+    assert "Classifier toy_classifier: `ZooClassifier` fitted on the fitted rows' incomplete inputs" in text
+    with open(tmp_path / "mix.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model"], bool(r["rmse"]), bool(r["accuracy"])) for r in rows] == (
+        [("mean", True, False)] * 2 + [("toy_classifier", False, True)] * 2)  # never both in one column
+    assert all(0.7 < float(r["accuracy"]) <= 1 for r in rows[2:])
+
+
+def test_classifier_sweep_has_its_own_tables_and_plot(toys, tmp_path):
+    out = tmp_path / "sweep.md"
+    argv = ["--models", "mean,toy_classifier", "--datasets", "breast", "--protocol", "holdout", "--miss-rates", "0.1,0.5", "--seeds", "1",
+            *TOY_CLASSIFIER_SET, "--quiet", "--output", str(out)]
+    results = benchmark.main(argv)
+    text = out.read_text()
+    imputers, classifiers = text.split("## Imputers: RMSE", 1)[1].split("## Classifiers: accuracy", 1)
+    assert "| model | 10% | 50% |" in imputers and "toy_classifier" not in imputers
+    runs = results[("toy_classifier", "breast")]
+    assert "| toy_classifier | " + " | ".join(f"{r.score:.4f} (n=1)" for r in runs) + " |" in classifiers
+    for name in ("sweep_rmse_vs_missing_rate.png", "sweep_accuracy_vs_missing_rate.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC) and f"({name})" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--models", "mean,toy_classifier", "--datasets", "breast"],
+         "--protocol transductive would score classifier(s) toy_classifier on the rows they were fitted on (a training accuracy); "
+         "use --protocol holdout or kfold"),
+        (["--models", "toy_image_imputer", "--datasets", "digits"], "model 'toy_image_imputer' takes images only; under --mechanism mcar"),
+    ],
+)
+def test_runs_that_cannot_be_scored_are_refused_in_one_line(toys, argv, message, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(argv)
+    err = capsys.readouterr().err
+    last = err.rstrip("\n").splitlines()[-1]  # argparse's usage, then the error on one line
+    assert last.startswith("python -m training.benchmark: error: ") and message in last, err
+
+
+def test_image_model_gets_images_and_is_scored_as_by_hand(toys, monkeypatch, tmp_path):
+    import keras
+
+    from keraszoo import metrics
+    from keraszoo.data import load_dataset
+    from keraszoo.sklearn import ZooImputer
+
+    seen = {}
+    fit = ZooImputer.fit
+
+    def spy_fit(self, X, y=None):
+        seen[self.name] = np.shape(X)
+        return fit(self, X, y)
+
+    monkeypatch.setattr(ZooImputer, "fit", spy_fit)
+    out = tmp_path / "img.md"
+    argv = ["--models", "mean,gain,toy_image_imputer", "--datasets", "digits", "--mechanism", "square", "--max-rows", "100", "--seeds", "1",
+            *TOY_IMAGE_SET, "--set", "gain.iterations=2", "--quiet", "--output", str(out)]
+    results = benchmark.main(argv)
+    # the image model gets [N, H, W, 1]; the classical model and the table-only GAIN rows of H * W pixels, as before
+    assert seen == {"toy_image_imputer": (100, 8, 8, 1), "mean": (100, 64), "gain": (100, 64)}
+    monkeypatch.setattr(ZooImputer, "fit", fit)
+
+    images = benchmark.subset_rows(load_dataset("digits").images.astype(np.float64), 100)
+    mask = benchmark.draw_mask(images, 0, 0.25, "square")
+    incomplete = np.where(mask == 1, images, np.nan)[..., None]
+    keras.utils.set_random_seed(0)
+    imputed = ZooImputer("toy_image_imputer", iterations=10, batch_size=16, seed=0).fit(incomplete).transform(incomplete)
+    assert imputed.shape == (100, 8, 8, 1)
+    expected = metrics.rmse(images, imputed[..., 0], mask)  # on [N, H, W]: the metrics flatten each image
+    assert results[("toy_image_imputer", "digits")][0].score == pytest.approx(expected, rel=1e-9)
+    text = out.read_text()
+    assert "toy_image_imputer takes images and gets them as [N, H, W, 1]" in text
+    assert "mean, gain get one row of H x W pixels per image" in text
