@@ -114,11 +114,11 @@ def test_speed_script_reports_both_ratios_like_for_like(capsys):
     best = result["best"]
     assert result["zoo_over_bare_1"] == pytest.approx(best["zoo"] / best["bare_1"])
     assert result["zoo_over_bare_n"] == pytest.approx(best["zoo"] / best["bare_n"])
-    printed_1 = re.search(r"zoo / bare at 1 step per call\s*:\s*(\d+\.\d\d)\n", out)
-    printed_n = re.search(r"zoo / bare at 50 steps per call\s*:\s*(\d+\.\d\d)\s+\(like for like\)", out)
-    assert printed_1 and float(printed_1.group(1)) == round(result["zoo_over_bare_1"], 2)
-    assert printed_n and float(printed_n.group(1)) == round(result["zoo_over_bare_n"], 2)
-    assert re.search(r"target: zoo >= 0\.90 x bare at the same steps per call: (met|missed by \d\.\d\d)\n", out)
+    printed_1 = re.search(r"zoo / bare at 1 step per call\s*:\s*(\d+\.\d{3})\n", out)
+    printed_n = re.search(r"zoo / bare at 50 steps per call\s*:\s*(\d+\.\d{3})\s+\(like for like\)", out)
+    assert printed_1 and float(printed_1.group(1)) == round(result["zoo_over_bare_1"], 3)
+    assert printed_n and float(printed_n.group(1)) == round(result["zoo_over_bare_n"], 3)
+    assert re.search(r"target: zoo >= 0\.90 x bare at the same steps per call: (met|missed by \d\.\d{3})\n", out)
 
 
 def test_speed_script_rejects_bad_arguments(capsys):

@@ -190,12 +190,17 @@ def main(argv=None):
         f"GAIN, {args.features} features, {args.rows} rows, batch {args.batch_size}, {args.steps} timed steps "
         f"after {WARMUP_STEPS} warm-up, best of {args.repeats}, {os.cpu_count()} cores"
     )
-    print(f"bare Keras loop, 1 step per call      : {best['bare_1']:8.1f} steps/s   (every run: {_runs(runs['bare_1'])})")
-    print(f"bare Keras loop, {n_call:>3} steps per call  : {best['bare_n']:8.1f} steps/s   (every run: {_runs(runs['bare_n'])})")
-    print(f"keraszoo model.fit, {zoo_n:>3} steps per call: {best['zoo']:8.1f} steps/s   (every run: {_runs(runs['zoo'])})")
-    print(f"zoo / bare at 1 step per call         : {ratio_1:8.2f}")
-    print(f"zoo / bare at {n_call} steps per call        : {ratio_n:8.2f}   (like for like)")
-    verdict = "met" if ratio_n >= TARGET_RATIO else f"missed by {TARGET_RATIO - ratio_n:.2f}"
+    rows = [
+        ("bare Keras loop, 1 step per call", best["bare_1"], runs["bare_1"]),
+        (f"bare Keras loop, {n_call} steps per call", best["bare_n"], runs["bare_n"]),
+        (f"keraszoo model.fit, {zoo_n} steps per call", best["zoo"], runs["zoo"]),
+    ]
+    width = max(len(label) for label, _, _ in rows) + 1
+    for label, value, timings in rows:
+        print(f"{label:<{width}}: {value:8.1f} steps/s   (every run: {_runs(timings)})")
+    print(f"{'zoo / bare at 1 step per call':<{width}}: {ratio_1:8.3f}")
+    print(f"{f'zoo / bare at {n_call} steps per call':<{width}}: {ratio_n:8.3f}   (like for like)")
+    verdict = "met" if ratio_n >= TARGET_RATIO else f"missed by {TARGET_RATIO - ratio_n:.3f}"
     print(f"target: zoo >= {TARGET_RATIO:.2f} x bare at the same steps per call: {verdict}")
     if zoo_n != n_call:
         print(f"note: the zoo ran {zoo_n} steps per call, the bare loop {n_call}: not like for like")
