@@ -204,7 +204,10 @@ def build_parser():
         description=__doc__.split("\n\n")[0],
         epilog="Every switch is described in the module docstring (python -c 'import training.benchmark as b; help(b)').",
     )
-    parser.add_argument("--models", default="mean,knn,mice,missforest,matrix,em,gain", help="comma-separated registered model names")
+    parser.add_argument(
+        "--models", default="mean,knn,mice,missforest,matrix,em,gain",
+        help="comma-separated registered model names: imputers (scored by --metric) and/or classifiers (scored by accuracy)",
+    )
     parser.add_argument("--datasets", default="spam,letter,credit", help="comma-separated dataset names")
     rates = parser.add_mutually_exclusive_group()
     rates.add_argument(
@@ -220,7 +223,8 @@ def build_parser():
     parser.add_argument(
         "--protocol", choices=PROTOCOLS, default="transductive",
         help="transductive: fit on the incomplete table and impute it (GAIN's code); holdout: fit on 80%% of the rows, score the "
-        "other 20%%; kfold: EMFlow/MCFlow's 5 folds (seed k tests on fold k mod 5 of a seeded shuffle) (default transductive)",
+        "other 20%%; kfold: EMFlow/MCFlow's 5 folds (seed k tests on fold k mod 5 of a seeded shuffle); classifiers need holdout "
+        "or kfold (default transductive)",
     )
     parser.add_argument(
         "--mechanism", choices=TABULAR_MECHANISMS + IMAGE_MECHANISMS, default="mcar",
