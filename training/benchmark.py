@@ -42,7 +42,8 @@ Switches (see ../shared/notes/reference-implementations.md, section 8, for the p
   observed, the rest removed with a probability that depends on them), `mnar` (self-masking, larger
   values more often missing, calibrated to the expected rate), and for image data sets (`digits`,
   `mnist`) the MisConv image masks `square`, `trapezoid` and `noise` (one mask per image, drawn on
-  `load_dataset(name).images`). Under `mar` and `mnar` the mask is drawn on the columns in use (after
+  `load_dataset(name).images`). MCAR on an image data set is drawn on its images too (the same draw
+  as on its flattened table), so image models get images under MCAR as well (MIWAE's MNIST). Under `mar` and `mnar` the mask is drawn on the columns in use (after
   `--dims`), since it depends on their values; `mcar` draws it for the whole table and cuts it.
 * `--mcar-draw` (only with `--mechanism mcar`) -- `bernoulli` (default; GAIN, MCFlow, EMFlow): each
   entry removed independently with probability = the missing rate; `count` (MIWAE's notebooks):
@@ -79,7 +80,7 @@ Switches (see ../shared/notes/reference-implementations.md, section 8, for the p
   Scores are reported as mean ± sample standard deviation over seeds (ddof = 1), with the number of
   seeds beside it: "0.0528 ± 0.0011 (n=5)" (one seed: "0.0528 (n=1)", no ±).
 
-Images (under an image mechanism): a deep model that takes images (`"image" in
+Images (under an image mechanism, or MCAR on an image data set without --dims): a deep model that takes images (`"image" in
 get_model_class(name).example_kinds`) gets them as [N, H, W, 1] arrays (NaN at missing pixels; the
 `ZooImputer` / `ZooClassifier` min-max scales them per channel, as `training.train` does). Every other
 model -- the classical ones and table-only deep models such as GAIN -- gets one row per image,
@@ -88,8 +89,8 @@ pixel column as before, so their numbers do not change. (Giving GAIN the 4-D arr
 NOT give the same score: it would see the same flattened rows, but scaled per channel, one min/max
 for every pixel, rather than per pixel.) The imputation comes back in the input's shape and is scored
 as rows of H * W pixels; `keraszoo.metrics` flattens N-D examples the same way, so the score is the one
-on [N, H, W]. A model that takes images only is refused under a tabular mechanism (there are no
-images to give it); use `--mechanism square|trapezoid|noise` on an image data set (digits, mnist).
+on [N, H, W]. A model that takes images only is refused under mar and mnar, on a table, and with
+--dims (there are no images to give it).
 
 Classifiers (`keraszoo.registry.model_task(name) == "classify"`, e.g. MisConv): scored by accuracy,
 not by an imputation error. For each run the classifier is fitted by `keraszoo.sklearn.ZooClassifier`
@@ -198,9 +199,9 @@ def csv_columns(metric="rmse"):
     return CSV_RUN_COLUMNS + (metric, "accuracy", "fit_seconds", "missing_fraction") + tuple(name for name, _, _ in SWITCHES)
 
 
-def build_parser():
+def build_parser(prog="python -m training.benchmark"):
     parser = argparse.ArgumentParser(
-        prog="python -m training.benchmark",
+        prog=prog,
         description=__doc__.split("\n\n")[0],
         epilog="Every switch is described in the module docstring (python -c 'import training.benchmark as b; help(b)').",
     )
@@ -258,14 +259,15 @@ def build_parser():
         help=f"round the imputations of columns with fewer than {DISCRETE_MAX_LEVELS} distinct observed values, as GAIN's reference code does",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     parser.add_argument(
         "--note", action="append", default=[], metavar="TEXT", help="add a sentence to the report's protocol section (e.g. a reduction from the paper's protocol)"
     )
     return parser
 
 
-def parse_args(argv=None):
-    parser = build_parser()
+def parse_args(argv=None, prog="python -m training.benchmark"):
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     import keraszoo
     from keraszoo.data import list_datasets
@@ -308,7 +310,7 @@ def parse_args(argv=None):
 def _check_model_kinds(parser, args):
     """Set `args.classifiers` (the classifiers among --models, in order) and refuse what cannot run:
     a classifier under the transductive protocol, an image-only model without images."""
-    from keraszoo.registry import get_model_class, is_deep, model_task
+    from keraszoo.registry import model_task
 
     args.classifiers = [m for m in args.models if model_task(m) == "classify"]
     if args.classifiers and args.protocol == "transductive":
@@ -316,13 +318,19 @@ def _check_model_kinds(parser, args):
             f"--protocol transductive would score classifier(s) {', '.join(args.classifiers)} on the rows they were fitted on "
             "(a training accuracy); use --protocol holdout or kfold"
         )
-    if args.mechanism not in IMAGE_MECHANISMS:
-        for name in args.models:
-            if is_deep(name) and "table" not in get_model_class(name).example_kinds:
-                parser.error(
-                    f"model {name!r} takes images only; under --mechanism {args.mechanism} the data are tables: use an image "
-                    f"mechanism ({', '.join(IMAGE_MECHANISMS)}) on an image data set (digits, mnist)"
-                )
+    if args.mechanism not in IMAGE_MECHANISMS and args.mechanism != "mcar":
+        for name in image_only_models(args):
+            parser.error(
+                f"model {name!r} takes images only; under --mechanism {args.mechanism} the data are tables: use mcar or an image "
+                f"mechanism ({', '.join(IMAGE_MECHANISMS)}) on an image data set (digits, mnist)"
+            )
+
+
+def image_only_models(args):
+    """The deep models among --models that take images and no tables."""
+    from keraszoo.registry import get_model_class, is_deep
+
+    return [m for m in args.models if is_deep(m) and "table" not in get_model_class(m).example_kinds]
 
 
 def imputers_of(args):
@@ -437,7 +445,16 @@ def load_data(args):
                     f"--mechanism {args.mechanism} needs image data sets; {name!r} has no images (image data sets: digits, mnist)"
                 )
             table = np.asarray(dataset.images, dtype=np.float64)
+        elif args.mechanism == "mcar" and dataset.images is not None and args.dims in (None, [None]):
+            # MCAR on an image data set (MIWAE's MNIST): the images, so image models get them; the same
+            # Bernoulli or count draw as on the flattened table, so every other model's numbers are unchanged.
+            table = np.asarray(dataset.images, dtype=np.float64)
         else:
+            if image_only_models(args):
+                build_parser().error(
+                    f"model(s) {', '.join(image_only_models(args))} take images only; {name!r} under --mechanism {args.mechanism}"
+                    + (" with --dims" if args.dims not in (None, [None]) else "") + " gives a table"
+                )
             table = dataset.numeric_array()
         tables[name] = subset_rows(table, args.max_rows)
         if getattr(args, "classifiers", []):
@@ -1173,9 +1190,13 @@ def default_output(args):
     return os.path.join("benchmarks", "results", f"{prefix}_{s['mechanism']}{rates}{dims}{suffixes}.md")
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m training.benchmark"):
     """Run every (model, dataset, rate, dims, seed); returns {(model, dataset): [Run, ...]}."""
-    args = parse_args(argv)
+    from keraszoo.console import quiet_tensorflow
+
+    argv_list = sys.argv[1:] if argv is None else list(argv)
+    quiet_tensorflow(verbose="--verbose" in argv_list)  # before the models (and TensorFlow) are imported
+    args = parse_args(argv, prog)
     from keraszoo.validation import ImputationInputError
 
     command = "python -m training.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)  # quoted: copy-pastable

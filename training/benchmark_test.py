@@ -510,7 +510,7 @@ def test_classifier_sweep_has_its_own_tables_and_plot(toys, tmp_path):
         (["--models", "mean,toy_classifier", "--datasets", "breast"],
          "--protocol transductive would score classifier(s) toy_classifier on the rows they were fitted on (a training accuracy); "
          "use --protocol holdout or kfold"),
-        (["--models", "toy_image_imputer", "--datasets", "digits"], "model 'toy_image_imputer' takes images only; under --mechanism mcar"),
+        (["--models", "toy_image_imputer", "--datasets", "digits", "--mechanism", "mnar"], "model 'toy_image_imputer' takes images only; under --mechanism mnar"),
     ],
 )
 def test_runs_that_cannot_be_scored_are_refused_in_one_line(toys, argv, message, capsys):
@@ -519,6 +519,27 @@ def test_runs_that_cannot_be_scored_are_refused_in_one_line(toys, argv, message,
     err = capsys.readouterr().err
     last = err.rstrip("\n").splitlines()[-1]  # argparse's usage, then the error on one line
     assert last.startswith("python -m training.benchmark: error: ") and message in last, err
+
+
+def test_image_models_get_images_under_mcar_on_an_image_data_set(toys, monkeypatch, tmp_path):
+    """MIWAE's setting (MCAR on MNIST): the image model gets [N, H, W, 1], the others the same rows and mask as before."""
+    from keraszoo.sklearn import ZooImputer
+
+    seen = {}
+    fit = ZooImputer.fit
+
+    def spy_fit(self, X, y=None):
+        seen[self.name] = np.shape(X)
+        return fit(self, X, y)
+
+    monkeypatch.setattr(ZooImputer, "fit", spy_fit)
+    common = ["--datasets", "digits", "--miss-rate", "0.2", "--max-rows", "100", "--seeds", "1", "--quiet"]
+    with_images = benchmark.main(["--models", "mean,toy_image_imputer", *common, *TOY_IMAGE_SET, "--output", str(tmp_path / "a.md")])
+    assert seen == {"mean": (100, 64), "toy_image_imputer": (100, 8, 8, 1)}
+    # the flattened path (--dims keeps a table) draws the same mask: mean scores exactly as on the images
+    table_only = benchmark.main(["--models", "mean", *common, "--dims", "64", "--output", str(tmp_path / "b.md")])
+    [flat_key] = [k for k in table_only if k[0] == "mean"]
+    assert with_images[("mean", "digits")][0].score == table_only[flat_key][0].score
 
 
 def test_image_model_gets_images_and_is_scored_as_by_hand(toys, monkeypatch, tmp_path):
@@ -555,3 +576,10 @@ def test_image_model_gets_images_and_is_scored_as_by_hand(toys, monkeypatch, tmp
     text = out.read_text()
     assert "toy_image_imputer takes images and gets them as [N, H, W, 1]" in text
     assert "mean, gain get one row of H x W pixels per image" in text
+
+
+def test_image_only_model_on_a_table_is_refused_before_any_run(toys, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["--models", "toy_image_imputer", "--datasets", "breast", "--quiet", "--output", str(tmp_path / "x.md")])
+    assert "model(s) toy_image_imputer take images only; 'breast' under --mechanism mcar gives a table" in capsys.readouterr().err
+    assert not (tmp_path / "x.md").exists()
