@@ -113,6 +113,7 @@ def main(argv=None, prog="python -m serving.loadtest"):
         print(f"in-process TensorFlow threading left as it is ({err})", file=sys.stderr)
 
     from serving.client import ImputeClient
+    from serving.servables import version_number
     from serving.server import start_subprocess
 
     temporary = None
@@ -123,7 +124,7 @@ def main(argv=None, prog="python -m serving.loadtest"):
     else:
         base_path = args.model_base_path
         table = None
-    versions = sorted(int(v) for v in os.listdir(os.path.join(base_path, args.model)) if v.isdigit())
+    versions = sorted(v for v in map(version_number, os.listdir(os.path.join(base_path, args.model))) if v is not None)
     signature = tf.saved_model.load(os.path.join(base_path, args.model, str(versions[-1]))).signatures["serving_default"]
     width = int(signature.structured_input_signature[1]["x"].shape[-1])
     if table is None:  # an arbitrary model: random rows in [0, 1] with 20% missing

@@ -16,6 +16,7 @@ model names from requests are only looked up in the loaded table, never joined t
 """
 import logging
 import os
+import re
 import threading
 
 import grpc
@@ -25,9 +26,26 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.tensors import MAX_TENSOR_BYTES, TensorTooLarge, declared_shape, dtype_name, to_numpy
+
 log = logging.getLogger("keraszoo.serving")
 
 DEFAULT_SIGNATURE = "serving_default"
+#: TF Serving's warm-up file inside a SavedModel (assets.extra/tf_serving_warmup_requests), and the most
+#: records it may hold (WarmupConsts::kMaxNumRecords in tensorflow_serving/servables/tensorflow/saved_model_warmup_util.h).
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_WARMUP_RECORDS = 1000
+
+
+def version_number(name):
+    """The version a folder (or URL) name spells, or None: ASCII digits only, and above 0.
+
+    `str.isdigit` also accepts "²" or "١" (which `int` then refuses or reads as another number).
+    """
+    if isinstance(name, str) and name.isascii() and name.isdigit():
+        number = int(name)
+        return number if number > 0 else None
+    return None
 
 
 class ServingError(Exception):
@@ -37,6 +55,10 @@ class ServingError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class WarmupError(Exception):
+    """A version's warm-up requests could not be replayed: the version is not served."""
 
 
 def not_found(message):
@@ -104,40 +126,78 @@ class Signature:
         )
         return f"{self.name}({args}) -> {', '.join(self.output_keys)}"
 
-    def run(self, inputs, output_filter=(), max_rows=None):
-        """Validate `inputs` (dict of numpy arrays) against the signature and run it; dict of numpy outputs."""
-        if set(inputs) != set(self.input_specs):
-            missing = sorted(set(self.input_specs) - set(inputs))
-            extra = sorted(set(inputs) - set(self.input_specs))
+    def _check_keys(self, given):
+        if set(given) != set(self.input_specs):
+            missing = sorted(set(self.input_specs) - set(given))
+            extra = sorted(set(given) - set(self.input_specs))
             problem = "; ".join(
                 part for part in (f"missing input(s) {missing}" if missing else "", f"unknown input(s) {extra}" if extra else "") if part
             )
             raise invalid(f"{problem}; expected signature {self.describe()}")
-        tensors = {}
-        for key, value in inputs.items():
-            dtype, dims = self.input_specs[key]
-            if value.dtype != dtype.as_numpy_dtype:
+
+    def _check(self, key, dtype_enum, shape, max_rows):
+        """INVALID_ARGUMENT for a dtype or shape the signature does not take, RESOURCE_EXHAUSTED above max_rows."""
+        dtype, dims = self.input_specs[key]
+        if dtype_enum != dtype.as_datatype_enum:
+            raise invalid(f"input {key!r} has dtype {dtype_name(dtype_enum)}, expected {dtype.name}; expected signature {self.describe()}")
+        if dims is None:
+            return
+        if len(shape) != len(dims):
+            raise invalid(
+                f"input {key!r} has rank {len(shape)} (shape {list(shape)}), expected rank {len(dims)}; "
+                f"expected signature {self.describe()}"
+            )
+        for axis, (got, want) in enumerate(zip(shape, dims)):
+            if want >= 0 and got != want:
                 raise invalid(
-                    f"input {key!r} has dtype {tf.dtypes.as_dtype(value.dtype).name}, expected {dtype.name}; "
+                    f"input {key!r} has size {got} in dimension {axis} (shape {list(shape)}), expected {want}; "
                     f"expected signature {self.describe()}"
                 )
-            if dims is not None:
-                if value.ndim != len(dims):
-                    raise invalid(
-                        f"input {key!r} has rank {value.ndim} (shape {list(value.shape)}), expected rank {len(dims)}; "
-                        f"expected signature {self.describe()}"
-                    )
-                for axis, (got, want) in enumerate(zip(value.shape, dims)):
-                    if want >= 0 and got != want:
-                        raise invalid(
-                            f"input {key!r} has size {got} in dimension {axis} (shape {list(value.shape)}), expected {want}; "
-                            f"expected signature {self.describe()}"
-                        )
-                if max_rows is not None and len(dims) >= 1 and dims[0] < 0 and value.shape[0] > max_rows:
-                    raise ServingError(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"input {key!r} has {value.shape[0]} rows; this server accepts at most {max_rows} per request",
-                    )
+        if max_rows is not None and len(dims) >= 1 and dims[0] < 0 and shape[0] > max_rows:
+            raise ServingError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"input {key!r} has {shape[0]} rows; this server accepts at most {max_rows} per request",
+            )
+
+    def decode(self, protos, max_rows=None, max_bytes=MAX_TENSOR_BYTES):
+        """{key: numpy array} of a request's TensorProtos, each checked against the signature BEFORE decoding.
+
+        The dtype, shape and row count come from the proto's header, so a tiny proto declaring a huge
+        shape (its repeated values would be expanded to it) is refused without allocating anything:
+        INVALID_ARGUMENT for a dtype or shape the signature does not take, RESOURCE_EXHAUSTED for more
+        than `max_rows` rows or a tensor needing more than `max_bytes`.
+        """
+        self._check_keys(protos)
+        inputs = {}
+        for key, proto in protos.items():
+            try:
+                shape = declared_shape(proto)
+            except ValueError as err:
+                raise invalid(f"input {key!r} is not a valid TensorProto: {err}") from None
+            self._check(key, proto.dtype, shape, max_rows)
+            try:
+                inputs[key] = to_numpy(proto, max_bytes)
+            except TensorTooLarge as err:
+                raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"input {key!r}: {err}") from None
+            except Exception as err:  # malformed TensorProto: wrong content size, value count, ...
+                raise invalid(f"input {key!r} is not a valid TensorProto: {err}") from None
+        return inputs
+
+    def run(self, inputs, output_filter=(), max_rows=None):
+        """Validate `inputs` (dict of numpy arrays) against the signature and run it; dict of numpy outputs."""
+        self._check_keys(inputs)
+        tensors = {}
+        for key, value in inputs.items():
+            try:
+                enum = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
+            except TypeError:
+                enum = -1
+            if enum == -1 or value.dtype != self.input_specs[key][0].as_numpy_dtype:
+                raise invalid(
+                    f"input {key!r} has dtype {value.dtype}, expected {self.input_specs[key][0].name}; "
+                    f"expected signature {self.describe()}"
+                )
+            self._check(key, enum, value.shape, max_rows)
             tensors[key] = tf.constant(value)
         unknown = sorted(set(output_filter) - set(self.output_keys))
         if unknown:
@@ -183,10 +243,55 @@ class ServableVersion:
             if key in self._loaded.signatures
         }
         self.signature_def_map = signature_defs
-        self._warm_up()
+        #: warm-up requests replayed from the SavedModel's warm-up file before this version is served
+        self.warmup_requests = 0
+        warmup_file = os.path.join(path, WARMUP_FILE)
+        if os.path.exists(warmup_file):
+            self.warmup_requests = self._replay_warmup(warmup_file)
+        else:
+            self._warm_up()
+
+    def _replay_warmup(self, warmup_file):
+        """Run every request of TF Serving's warm-up file (TFRecord of PredictionLog); WarmupError if any fails.
+
+        Like `tensorflow_model_server --enable_model_warmup`: at most MAX_WARMUP_RECORDS records, each
+        a `predict_log` (this server answers Predict only), run once through the same checks as a
+        request; the version is only served once all of them succeeded.
+        """
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        count = 0
+        try:
+            for record in tf.data.TFRecordDataset(warmup_file):
+                count += 1
+                if count > MAX_WARMUP_RECORDS:
+                    raise WarmupError(f"more than {MAX_WARMUP_RECORDS} records (TF Serving's limit)")
+                try:
+                    entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+                except Exception:
+                    raise WarmupError(f"record {count} is not a PredictionLog") from None
+                if entry.WhichOneof("log_type") != "predict_log":
+                    raise WarmupError(f"record {count} is a {entry.WhichOneof('log_type')}; this server replays predict_log only")
+                request = entry.predict_log.request
+                try:
+                    signature = self.signature(request.model_spec.signature_name)
+                    signature.run(signature.decode(request.inputs), tuple(request.output_filter))
+                except ServingError as err:
+                    raise WarmupError(f"record {count} failed: {err.message}") from None
+                except tf.errors.OpError as err:
+                    raise WarmupError(f"record {count} failed: {_first_line(err)}") from None
+        except tf.errors.OpError as err:  # DataLossError: not a TFRecord file, truncated, bad checksum
+            message = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$", "", _first_line(err))
+            raise WarmupError(f"warm-up file {warmup_file}: cannot read it as TFRecord: {message}") from None
+        except WarmupError as err:
+            raise WarmupError(f"warm-up file {warmup_file}: {err}") from None
+        if count == 0:
+            raise WarmupError(f"warm-up file {warmup_file} holds no records")
+        return count
 
     def _warm_up(self):
-        # The first call of a restored function pays one-off set-up; pay it before requests arrive.
+        # No warm-up file (an older export): the first call of a restored function pays one-off
+        # set-up; pay it on dummy rows before requests arrive.
         for signature in self.signatures.values():
             inputs = {}
             for key, (dtype, dims) in signature.input_specs.items():
@@ -218,10 +323,11 @@ def version_folders(base_path):
         return {}
     found = {}
     for entry in entries:
-        if entry.isdigit() and int(entry) > 0:
+        version = version_number(entry)
+        if version is not None:
             folder = os.path.join(base_path, entry)
             if os.path.isfile(os.path.join(folder, "saved_model.pb")):
-                found[int(entry)] = folder
+                found[version] = folder
     return found
 
 

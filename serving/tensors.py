@@ -4,6 +4,11 @@
 each; a one-row imputation takes a few hundred, so the common case (float32/int32/int64/float64
 arrays sent as raw `tensor_content`) is packed and unpacked directly, and everything else (values in
 `float_val`, strings, ...) goes through TensorFlow's own converters.
+
+A TensorProto's header (dtype, shape) is read before its values: `tf.make_ndarray` expands repeated
+values (`float_val`, ...) to the declared shape, so a 21-byte proto declaring [10^8] would become a
+400 MB array. `to_numpy` refuses any tensor whose declared shape needs more than `max_bytes`
+(`TensorTooLarge`), and `declared_shape` lets a caller check the shape against a signature first.
 """
 import numpy as np
 import tensorflow as tf
@@ -17,6 +22,44 @@ _FAST_DTYPES = {
 }
 _FAST_NUMPY = {enum: dtype for dtype, enum in _FAST_DTYPES.items()}
 
+#: the most bytes one decoded tensor may take (the server's default request size limit: a tensor sent
+#: as raw `tensor_content` cannot be larger, so one sent as repeated values may not expand beyond it).
+MAX_TENSOR_BYTES = 64 * 1024 * 1024
+
+
+class TensorTooLarge(ValueError):
+    """A TensorProto whose declared shape needs more memory than the caller allows."""
+
+
+def dtype_name(enum):
+    """'float32' for DT_FLOAT; 'DataType 999' for values TensorFlow does not know."""
+    try:
+        return tf.dtypes.as_dtype(enum).name
+    except (TypeError, ValueError):
+        return f"DataType {enum}"
+
+
+def declared_shape(proto):
+    """The shape a TensorProto declares, as a tuple (ValueError unless fully known and non-negative)."""
+    if proto.tensor_shape.unknown_rank:
+        raise ValueError("tensor_shape must be fully known (unknown_rank is set)")
+    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"tensor_shape must be fully known and non-negative, got {list(shape)}")
+    return shape
+
+
+def declared_bytes(proto):
+    """Bytes the numpy array of `proto` would take (from its header only; ValueError for unknown dtypes)."""
+    count = 1
+    for size in declared_shape(proto):
+        count *= size  # Python integers: no overflow whatever the declared sizes
+    try:
+        itemsize = np.dtype(tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype).itemsize
+    except (TypeError, ValueError):
+        raise ValueError(f"unsupported dtype {dtype_name(proto.dtype)}") from None
+    return count * itemsize
+
 
 def to_tensor_proto(array):
     """A TensorProto holding `array` (raw little-endian content for the common numeric dtypes)."""
@@ -28,8 +71,8 @@ def to_tensor_proto(array):
     return tensor_pb2.TensorProto(dtype=enum, tensor_shape=shape, tensor_content=np.ascontiguousarray(array).tobytes())
 
 
-def to_numpy(proto):
-    """The numpy array a TensorProto holds (ValueError if it is malformed)."""
+def to_numpy(proto, max_bytes=MAX_TENSOR_BYTES):
+    """The numpy array a TensorProto holds (ValueError if it is malformed, TensorTooLarge above `max_bytes`)."""
     dtype = _FAST_NUMPY.get(proto.dtype)
     if dtype is not None and proto.tensor_content:
         shape = [d.size for d in proto.tensor_shape.dim]
@@ -39,4 +82,10 @@ def to_numpy(proto):
         if len(proto.tensor_content) != count * dtype.itemsize:
             raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes, shape {shape} of {dtype} needs {count * dtype.itemsize}")
         return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    size = declared_bytes(proto)
+    if max_bytes is not None and size > max_bytes:
+        raise TensorTooLarge(
+            f"tensor of shape {list(declared_shape(proto))} and dtype {dtype_name(proto.dtype)} needs {size} bytes, "
+            f"over the limit of {max_bytes}"
+        )
     return tf.make_ndarray(proto)
