@@ -54,7 +54,15 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.servables import ModelManager, ServingError, discover_models, invalid, model_configs_from, parse_model_config
+from serving.servables import (
+    ModelManager,
+    ServingError,
+    discover_models,
+    invalid,
+    model_configs_from,
+    parse_model_config,
+    version_number,
+)
 from serving.tensors import to_numpy, to_tensor_proto
 
 log = logging.getLogger("keraszoo.serving")
@@ -87,7 +95,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             servable = self.manager.lookup(spec.name, _version_of(spec), spec.version_label)
             signature = servable.signature(spec.signature_name)
-            inputs = {key: tensor_proto_to_numpy(key, proto) for key, proto in request.inputs.items()}
+            inputs = signature.decode(request.inputs, self.max_rows)  # shapes checked before any array is made
             outputs = signature.run(inputs, tuple(request.output_filter), self.max_rows)
         except ServingError as err:
             context.abort(err.code, err.message)
@@ -276,9 +284,9 @@ class RestHandler(BaseHTTPRequestHandler):
                 raise ServingError(grpc.StatusCode.NOT_FOUND, f"unknown path {self.path!r}; expected /v1/models/NAME[...]")
             version = match["version"]
             if version is not None:
-                if not version.isdigit():
+                if version_number(version) is None:  # ASCII digits only: "²" passes isdigit, not int
                     raise invalid(f"version must be a positive integer, got {version!r}")
-                version = int(version)
+                version = version_number(version)
             status, body = method(match, version)
         except ServingError as err:
             status, body = _HTTP_STATUS.get(err.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": err.message}
