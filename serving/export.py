@@ -20,11 +20,21 @@ a request's memory is bounded by the chunk, not by its row count.
 Each export also rewrites `<base_path>/models.config`, TF Serving's model config listing every
 model exported under `base_path` (every version served), and `models.docker.config`, the same with
 paths under `/models` for the TF Serving container of `docker-compose.yml`. A version appears
-atomically (written under a hidden name, then renamed), so a polling server never loads half of one.
+atomically (written under a hidden name, then renamed), so a polling server never loads half of one,
+and so do the config files (written beside, then `os.replace`d), so a reader never sees half of one.
+Model names are restricted to `MODEL_NAME_PATTERN` (letters, digits, `_`, `-`, `.`; not starting
+with `.`): they are folder names, REST path segments (`/v1/models/NAME:predict`) and config strings.
+
+Each version holds TF Serving's warm-up file, `assets.extra/tf_serving_warmup_requests` (a TFRecord
+of `PredictionLog`s, `WARMUP_ROWS` requests per signature on representative rows), which
+`tensorflow_model_server --enable_model_warmup` (its default) and `serving.server` replay before
+serving the version, so the first real request does not pay for tracing and set-up.
 
 Bad input is rejected inside the graph (so TF Serving itself answers INVALID_ARGUMENT naming it):
 inf anywhere in `x`, NaN at an entry `mask` marks observed, a mask other than 0/1, and `n` outside
-[1, MAX_DRAWS] or n x rows above MAX_DRAWN_ROWS.
+[1, MAX_DRAWS], n x rows above MAX_DRAWN_ROWS, or n x rows x values per row above MAX_DRAWN_VALUES.
+`multiple_imputation` is the only signature whose output grows with a parameter (`n`); every other
+output has the size of its input, which the server bounds (rows per request, message size).
 
 Observed entries pass through unchanged (selected, never recomputed). Deep models export, and so
 do the classical baselines with a TensorFlow version of their imputation (`tf_impute`: zero, mean,
@@ -32,7 +42,9 @@ median, most_frequent, em, matrix, knn, mice, missforest); only mice with sample
 refused (its random draws cannot be replayed in a graph).
 """
 import os
+import re
 import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +59,14 @@ DOCKER_CONFIG_NAME = "models.docker.config"
 MAX_DRAWS = 1000
 #: the most rows (draws x rows) one `multiple_imputation` call may return.
 MAX_DRAWN_ROWS = 500_000
+#: the most values (draws x rows x values per row) one `multiple_imputation` call may return:
+#: 25 million float32 = 100 MB of output (plus the same again while it is unscaled and copied out).
+#: The row bound alone let a request draw ~1.9 GB on a 30-column table and ~50 GB on MNIST (784).
+MAX_DRAWN_VALUES = 25_000_000
+#: model names export accepts: a folder name, a REST path segment and a config string that need no escaping.
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+#: warm-up requests written per signature, with these many rows each.
+WARMUP_ROWS = (1, 8)
 
 
 class _ImputerModule(tf.Module):
@@ -106,9 +126,14 @@ class _ImputerModule(tf.Module):
     def multiple_imputation(self, x, n):
         in_range = tf.logical_and(n >= 1, n <= MAX_DRAWS)
         total = tf.cast(n, tf.int64) * tf.cast(tf.shape(x)[0], tf.int64)
+        values = total * tf.reduce_prod(tf.cast(tf.shape(x)[1:], tf.int64))  # n x rows x values per row
         checks = [
             tf.debugging.Assert(in_range, [f"n must be in [1, {MAX_DRAWS}]"]),
             tf.debugging.Assert(total <= MAX_DRAWN_ROWS, [f"n x rows must be at most {MAX_DRAWN_ROWS}: send fewer rows or draws"]),
+            tf.debugging.Assert(
+                values <= MAX_DRAWN_VALUES,
+                [f"n x rows x values per row must be at most {MAX_DRAWN_VALUES}: send fewer rows or draws"],
+            ),
         ]
         with tf.control_dependencies(checks):
             n = tf.identity(n)
@@ -170,8 +195,7 @@ def export(imputer, base_path, name, version=None):
         raise NotImplementedError(
             f"model {imputer.name!r} has no TensorFlow imputation yet, so it cannot be exported as a SavedModel"
         )
-    if not (isinstance(name, str) and name and os.path.basename(name) == name and name not in (".", "..")):
-        raise ValueError(f"model name must be a plain directory name, got {name!r}")
+    check_model_name(name)
     version = next_version(base_path, name) if version is None else int(version)
     if version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")
@@ -210,17 +234,71 @@ def export(imputer, base_path, name, version=None):
     staging = os.path.join(base_path, name, f".{version}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     tf.saved_model.save(module, staging, signatures=signatures)
+    write_warmup_requests(staging, name, signatures, scaler.data_min_, scaler.data_range_, input_shape)
     os.rename(staging, path)
     write_models_config(base_path)
     write_models_config(base_path, serving_root=DOCKER_MODELS_ROOT, filename=DOCKER_CONFIG_NAME)
     return path
 
 
+def check_model_name(name):
+    """ValueError unless `name` is a safe model name (see MODEL_NAME_PATTERN)."""
+    if not (isinstance(name, str) and MODEL_NAME_PATTERN.fullmatch(name)):
+        raise ValueError(
+            f"model name must be a plain directory name of letters, digits, '_', '-' and '.' (not starting with "
+            f"'.' or '-', at most 200 characters), as TF Serving's REST paths and config files take it; got {name!r}"
+        )
+
+
+def write_warmup_requests(saved_model_dir, name, signatures, data_min, data_range, input_shape, seed=0):
+    """Write `assets.extra/tf_serving_warmup_requests`: TF Serving's warm-up file; returns its path.
+
+    A TFRecord of `PredictionLog` protos (each a `predict_log` holding a PredictRequest), one per
+    signature and size in WARMUP_ROWS: rows inside the fitted range, about one value in five missing
+    (NaN in `x`, 0 in `mask`); `n` = 2 draws. Far below TF Serving's limit of 1,000 records.
+    """
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    from serving.tensors import to_tensor_proto
+
+    rng = np.random.default_rng(seed)
+    low = np.broadcast_to(np.asarray(data_min, np.float64), input_shape)
+    span = np.broadcast_to(np.asarray(data_range, np.float64), input_shape)
+    folder = os.path.join(saved_model_dir, "assets.extra")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "tf_serving_warmup_requests")
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature_name, function in sorted(signatures.items()):
+            keys = {spec.name for spec in function.input_signature}
+            for rows in WARMUP_ROWS:
+                x = (low + rng.random((rows, *input_shape)) * span).astype(np.float32)
+                mask = (rng.random(x.shape) >= 0.2).astype(np.float32)
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = name
+                request.model_spec.signature_name = signature_name
+                if "mask" in keys:
+                    request.inputs["x"].CopyFrom(to_tensor_proto(x * mask))
+                    request.inputs["mask"].CopyFrom(to_tensor_proto(mask))
+                else:
+                    request.inputs["x"].CopyFrom(to_tensor_proto(np.where(mask > 0, x, np.float32(np.nan))))
+                if "n" in keys:
+                    request.inputs["n"].CopyFrom(to_tensor_proto(np.int32(2)))
+                log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+                writer.write(log.SerializeToString())
+    return path
+
+
+def _versions(folder):
+    """Version numbers of the folders in `folder` (ASCII digits only: "²" passes `isdigit` but not `int`)."""
+    from serving.servables import version_number
+
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return [v for v in map(version_number, names) if v is not None]
+
+
 def next_version(base_path, name):
     """One more than the highest version exported as `name` under `base_path` (1 for a new model)."""
-    folder = os.path.join(base_path, name)
-    versions = [int(v) for v in os.listdir(folder) if v.isdigit()] if os.path.isdir(folder) else []
-    return max(versions, default=0) + 1
+    return max(_versions(os.path.join(base_path, name)), default=0) + 1
 
 
 def write_models_config(base_path, serving_root=None, filename="models.config"):
@@ -232,7 +310,16 @@ def write_models_config(base_path, serving_root=None, filename="models.config"):
     latest only), so a client's `model_spec.version` can pick an older one; requests without a
     version get the latest. `serving_root` replaces `base_path` in the entries (for a server that
     sees the folder elsewhere, e.g. `/models` inside the TF Serving container). Returns the file path.
+
+    The text is written by protobuf's own text format (every string escaped, whatever a folder is
+    called) into a temporary file beside the config, then moved over it with `os.replace`: a server
+    or reader sees the old file or the new one, never half of one.
     """
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from serving.servables import version_number
+
     base_path = os.path.abspath(base_path)
     root = base_path if serving_root is None else serving_root
     names = sorted(
@@ -240,16 +327,29 @@ def write_models_config(base_path, serving_root=None, filename="models.config"):
         for name in os.listdir(base_path)
         if os.path.isdir(os.path.join(base_path, name))
         and any(
-            v.isdigit() and os.path.exists(os.path.join(base_path, name, v, "saved_model.pb"))
+            version_number(v) is not None and os.path.exists(os.path.join(base_path, name, v, "saved_model.pb"))
             for v in os.listdir(os.path.join(base_path, name))
         )
     )
-    entries = "".join(
-        f"  config {{\n    name: '{name}'\n    base_path: '{root.rstrip('/')}/{name}'\n    model_platform: 'tensorflow'\n"
-        "    model_version_policy { all {} }\n  }\n"
-        for name in names
-    )
+    config = model_server_config_pb2.ModelServerConfig()
+    for name in names:
+        entry = config.model_config_list.config.add(
+            name=name, base_path=f"{root.rstrip('/')}/{name}", model_platform="tensorflow"
+        )
+        entry.model_version_policy.all.SetInParent()
     config_path = os.path.join(base_path, filename)
-    with open(config_path, "w") as f:
-        f.write(f"model_config_list {{\n{entries}}}\n")
+    fd, temporary = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=base_path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text_format.MessageToString(config))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the config is read by the serving container
+        os.replace(temporary, config_path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
     return config_path
