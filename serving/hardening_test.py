@@ -3,14 +3,11 @@
 Also the export side of the same hardening: version folder names, models.config, warm-up files.
 Every server here is in-process on 127.0.0.1 with free ports.
 """
+import json
 import os
 import shutil
-import threading
 import time
 import tracemalloc
-import urllib.error
-import urllib.request
-import json
 
 import grpc
 import numpy as np
@@ -161,25 +158,52 @@ def test_multiple_imputation_is_bounded_by_values_not_rows(client, imputers):
     assert _serves(client, imputers)
 
 
-def _rest(server, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}{path}", data=data)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+def _raw_http(port, head, body=b""):
+    """(status, parsed JSON body) of one raw HTTP/1.1 request (its request line may hold any bytes)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    header, _, payload = received.partition(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in header.lower():  # de-chunk
+        data, rest = b"", payload
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            size = int(size, 16)
+            if size == 0:
+                break
+            data, rest = data + rest[:size], rest[size + 2 :]
+        payload = data
+    return status, json.loads(payload)
 
 
 def test_non_ascii_digit_versions_are_refused_on_rest(server, imputers):
+    """"²" passes str.isdigit and then crashes int() (a 500); "١" (Arabic-Indic one) would be read as 1."""
     row = [float(v) for v in np.nan_to_num(imputers["rows"][0])]
-    for version in ("%C2%B2", "%D9%A1", "0"):  # "²" (isdigit, int() fails), Arabic-Indic "١" (int() reads 1), 0
-        status, body = _rest(server, f"/v1/models/breast/versions/{version}:predict", {"instances": [row]})
-        assert status == 400 and "positive integer" in body["error"], (version, status, body)
-        status, body = _rest(server, f"/v1/models/breast/versions/{version}")
-        assert status == 400 and "positive integer" in body["error"], (version, status, body)
-    status, body = _rest(server, "/v1/models/breast/versions/1:predict", {"instances": [row]})
-    assert status == 200 and len(body["predictions"][0]) == 10
+    body = json.dumps({"instances": [row]}).encode()
+    versions = [
+        "²".encode("latin-1"),  # the request line is read as ISO-8859-1: byte B2 is "²"
+        "²".encode(),
+        "١".encode(),
+        b"%C2%B2",
+        b"%D9%A1",
+        b"0",
+    ]
+    for version in versions:
+        status, answer = _raw_http(server.rest_port, b"POST /v1/models/breast/versions/" + version + b":predict HTTP/1.1", body)
+        assert status == 400 and "positive integer" in answer["error"], (version, status, answer)
+        status, answer = _raw_http(server.rest_port, b"GET /v1/models/breast/versions/" + version + b" HTTP/1.1")
+        assert status == 400 and "positive integer" in answer["error"], (version, status, answer)
+        status, answer = _raw_http(server.rest_port, b"POST /v1/models/breast/versions/1:predict HTTP/1.1", body)
+        assert status == 200 and len(answer["predictions"][0]) == 10
 
 
 def test_non_ascii_digit_version_folders_are_ignored_by_poller_and_export(tmp_path, imputers):
