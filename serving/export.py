@@ -270,6 +270,8 @@ def write_warmup_requests(saved_model_dir, name, signatures, data_min, data_rang
     with tf.io.TFRecordWriter(path) as writer:
         for signature_name, function in sorted(signatures.items()):
             keys = {spec.name for spec in function.input_signature}
+            if not keys <= {"x", "mask", "n"} or "x" not in keys:
+                continue  # inputs this writer cannot fill: no warm-up for that signature rather than a failing one
             for rows in WARMUP_ROWS:
                 x = (low + rng.random((rows, *input_shape)) * span).astype(np.float32)
                 mask = (rng.random(x.shape) >= 0.2).astype(np.float32)

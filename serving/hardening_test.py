@@ -320,3 +320,16 @@ def test_a_bad_warmup_file_fails_that_version_only(tmp_path, imputers):
             rows = imputers["rows"][:2]
             np.testing.assert_allclose(client.impute("m", rows), imputers["mean"].transform(rows), rtol=1e-5, atol=1e-4)
             assert _code(lambda: client.impute("m", rows, version=2))[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_grpc_message_limit_is_configurable_and_answers_resource_exhausted(base_path, imputers):
+    limit = 2**20
+    with ImputationServer(make_manager(model_base_path=base_path, poll_seconds=0), port=0, rest_port=None, max_request_bytes=limit) as srv:
+        with ImputeClient(f"127.0.0.1:{srv.grpc_port}") as client:
+            big = np.zeros((30_000, 10), np.float32)  # 1.2 MB: over the limit, though its shape is fine
+            got, details = _code(lambda: client.impute("breast", big))
+            assert got == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details and f"vs. {limit})" in details, details
+            assert _serves(client, imputers)
+            just_under = np.full((limit // 40 - 100, 10), np.nan, np.float32)  # 4,000 bytes under the limit
+            imputed = client.impute("breast", just_under)
+            assert imputed.shape == just_under.shape and not np.isnan(imputed).any()

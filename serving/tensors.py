@@ -25,6 +25,12 @@ _FAST_NUMPY = {enum: dtype for dtype, enum in _FAST_DTYPES.items()}
 #: the most bytes one decoded tensor may take (the server's default request size limit: a tensor sent
 #: as raw `tensor_content` cannot be larger, so one sent as repeated values may not expand beyond it).
 MAX_TENSOR_BYTES = 64 * 1024 * 1024
+#: TF Serving's own gRPC message limit, for reference: `builder.SetMaxMessageSize(tensorflow::kint32max)`
+#: in tensorflow_serving/model_servers/server.cc (2 GiB - 1, changed with
+#: `--grpc_channel_arguments=grpc.max_receive_message_length=N`). serving.server refuses messages above
+#: its `--max-request-bytes` (64 MiB by default, RESOURCE_EXHAUSTED): TF Serving's value would let one
+#: request hold 2 GiB per worker thread.
+TF_SERVING_MAX_MESSAGE_BYTES = 2**31 - 1
 
 
 class TensorTooLarge(ValueError):
