@@ -273,7 +273,7 @@ def _tfds_prepared_mnist_dir():
     versions = []
     for info in (root / "mnist").glob("*/dataset_info.json"):
         parts = info.parent.name.split(".")
-        if len(parts) == 3 and all(p.isdigit() for p in parts):  # skips tfds' "incomplete.*" folders
+        if len(parts) == 3 and all(p.isascii() and p.isdigit() for p in parts):  # skips tfds' "incomplete.*" folders
             versions.append((tuple(int(p) for p in parts), info.parent))
     return max(versions)[1] if versions else None
 
