@@ -333,3 +333,14 @@ def test_grpc_message_limit_is_configurable_and_answers_resource_exhausted(base_
             just_under = np.full((limit // 40 - 100, 10), np.nan, np.float32)  # 4,000 bytes under the limit
             imputed = client.impute("breast", just_under)
             assert imputed.shape == just_under.shape and not np.isnan(imputed).any()
+
+
+def test_tfds_version_folders_are_ascii_digits_only(tmp_path, monkeypatch):
+    """The same isdigit-then-int pattern in keraszoo.data: a "3.0.²" folder crashed the MNIST lookup."""
+    from keraszoo.data import datasets
+
+    for name in ("3.0.1", "3.0.²", "٣.0.2"):
+        (tmp_path / "mnist" / name).mkdir(parents=True)
+        (tmp_path / "mnist" / name / "dataset_info.json").write_text("{}")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    assert datasets._tfds_prepared_mnist_dir() == tmp_path / "mnist" / "3.0.1"
