@@ -4,7 +4,9 @@
 folders, each a SavedModel. A poller (every `poll_seconds`) loads versions that appear and unloads
 versions that disappear, like `tensorflow_model_server --file_system_poll_wait_seconds`:
 
-* a new version is loaded (and warmed up) before it becomes visible, so no request sees it half-loaded;
+* a new version is loaded and warmed up (replaying TF Serving's `assets.extra/tf_serving_warmup_requests`,
+  which `serving.export` writes) before it becomes visible, so no request sees it half-loaded or pays
+  for its tracing; a warm-up file that cannot be replayed fails that version's load;
 * the table of loaded versions is replaced, never edited in place: a request in flight keeps the
   version it looked up alive until it finishes, even if that version is unloaded meanwhile;
 * a version that fails to load is reported in the model's status and tried again when its folder changes.
@@ -188,16 +190,10 @@ class Signature:
         self._check_keys(inputs)
         tensors = {}
         for key, value in inputs.items():
-            try:
-                enum = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
-            except TypeError:
-                enum = -1
-            if enum == -1 or value.dtype != self.input_specs[key][0].as_numpy_dtype:
-                raise invalid(
-                    f"input {key!r} has dtype {value.dtype}, expected {self.input_specs[key][0].name}; "
-                    f"expected signature {self.describe()}"
-                )
-            self._check(key, enum, value.shape, max_rows)
+            dtype = self.input_specs[key][0]
+            if value.dtype != dtype.as_numpy_dtype:
+                raise invalid(f"input {key!r} has dtype {value.dtype}, expected {dtype.name}; expected signature {self.describe()}")
+            self._check(key, dtype.as_datatype_enum, value.shape, max_rows)
             tensors[key] = tf.constant(value)
         unknown = sorted(set(output_filter) - set(self.output_keys))
         if unknown:
