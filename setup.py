@@ -23,6 +23,7 @@ setup(
         "pandas>=2.0",
         "numpy>=1.26",
         "grpcio>=1.60",
+        "grpcio-health-checking>=1.60,<2",  # grpc.health.v1 for the server's probes
         "xlrd>=2.0",  # reads the UCI credit .xls when it is downloaded
         "joblib>=1.3",
     ],
