@@ -5,10 +5,11 @@
     python -m serving.server --model-base-path saved_models/serving/gain_breast --model-name gain
 
 gRPC (default 127.0.0.1:8500) implements `tensorflow.serving.PredictionService` (Predict and
-GetModelMetadata; Classify, Regress and MultiInference answer UNIMPLEMENTED) and `ModelService`
-(GetModelStatus, HandleReloadConfigRequest) with the stock `tensorflow_serving.apis` protos, so
-clients written for `tensorflow_model_server` work unchanged. REST (default 127.0.0.1:8501) follows
-TF Serving's REST API:
+GetModelMetadata; Classify, Regress and MultiInference answer UNIMPLEMENTED), `ModelService`
+(GetModelStatus; HandleReloadConfigRequest only with `--allow-reload-config`, and then only for base
+paths under the configured ones, else PERMISSION_DENIED) and the standard `grpc.health.v1.Health`,
+with the stock `tensorflow_serving.apis` protos, so clients written for `tensorflow_model_server`
+work unchanged. REST (default 127.0.0.1:8501) follows TF Serving's REST API:
 
 * ``GET /v1/models/NAME[/versions/V | /labels/L]`` — version status;
 * ``GET /v1/models/NAME[/versions/V | /labels/L]/metadata`` — signatures;
@@ -16,6 +17,13 @@ TF Serving's REST API:
   (row format, answered with ``{"predictions": ...}``) or ``{"inputs": ...}`` (columnar, answered with
   ``{"outputs": ...}``). JSON has no NaN, so besides the ``NaN`` literal that TF Serving (and Python)
   accept, ``null`` in a float input means a missing value.
+* ``GET /healthz`` (liveness), ``GET /readyz`` (200 once every model has an AVAILABLE version, else 503),
+  ``GET /monitoring/prometheus/metrics`` (TF Serving's metric names, see `serving.metrics`).
+
+The REST server runs `--rest-workers` threads; a connection beyond them is answered 503 at once.
+Headers must arrive within `--rest-header-timeout` seconds and the body within `--rest-body-timeout`
+(else 408 and the connection is closed); a body over `--max-request-bytes` is refused (413) before
+it is read. Large responses are streamed (see `serving.httpserver` and `serving.jsonstream`).
 
 Without a version the latest loaded one answers. Errors: unknown model, version or label NOT_FOUND
 (HTTP 404); wrong input keys, dtype, rank or width INVALID_ARGUMENT (HTTP 400) naming the expected
@@ -26,6 +34,7 @@ Differences from `tensorflow_model_server`: no request batching, and with `--mod
 every version on disk is served (TF Serving serves the latest unless the config's
 `model_version_policy` says otherwise; `serving.export` writes `all` into models.config for both).
 """
+import functools
 import json
 import logging
 import os
@@ -33,9 +42,9 @@ import re
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 if __name__ == "__main__":  # `python -m serving.server`: quiet before the protos below import TensorFlow
     from keraszoo.console import quiet_tensorflow
@@ -63,6 +72,18 @@ from serving.servables import (
     parse_model_config,
     version_number,
 )
+from serving.health import ModelHealth
+from serving.httpserver import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_WORKERS,
+    DEFAULT_WRITE_TIMEOUT,
+    BoundedHTTPServer,
+    BoundedRequestHandler,
+    HTTPRefusal,
+)
+from serving.jsonstream import rest_response_chunks
+from serving.metrics import Metrics
 from serving.tensors import to_numpy, to_tensor_proto
 
 log = logging.getLogger("keraszoo.serving")
@@ -82,14 +103,61 @@ def _version_of(spec):
     return spec.version.value if spec.HasField("version") else None
 
 
+def _served_labels(manager, name, version, label, signature_name):
+    """(model, version, signature) metric labels of a request: only what the server serves, else ""."""
+    model = version_text = signature = ""
+    if name in manager.model_names():
+        model = name
+        try:
+            servable = manager.lookup(name, version, label)
+            version_text = str(servable.version)
+            signature = servable.signature(signature_name).name
+        except ServingError:
+            pass
+    return model, version_text, signature
+
+
+def metered(api):
+    """Count a gRPC method's requests by status code and time them in `self.metrics` (if any)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, request, context):
+            started = time.perf_counter()
+            response, status = None, "UNKNOWN"
+            try:
+                response = method(self, request, context)
+                status = "OK"
+                return response
+            except Exception:
+                code = context.code()  # set by context.abort
+                status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+                raise
+            finally:
+                if self.metrics is not None:
+                    spec = request.model_spec
+                    if response is not None:
+                        out = response.model_spec
+                        labels = (out.name, str(out.version.value), out.signature_name)
+                    else:
+                        labels = _served_labels(self.manager, spec.name, _version_of(spec), spec.version_label, spec.signature_name)
+                    self.metrics.record_request(api, "GRPC", *labels, status=status, seconds=time.perf_counter() - started)
+
+        return call
+
+    return wrap
+
+
 # --- gRPC ---------------------------------------------------------------------------------------------
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService over a ModelManager."""
 
-    def __init__(self, manager, max_rows=DEFAULT_MAX_ROWS):
+    def __init__(self, manager, max_rows=DEFAULT_MAX_ROWS, metrics=None):
         self.manager = manager
         self.max_rows = max_rows
+        self.metrics = metrics
 
+    @metered("predict")
     def Predict(self, request, context):
         spec = request.model_spec
         try:
@@ -140,10 +208,19 @@ def signature_def_map(servable):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """tensorflow.serving.ModelService: version status, and replacing the model config."""
+    """tensorflow.serving.ModelService: version status, and replacing the model config.
 
-    def __init__(self, manager):
+    HandleReloadConfigRequest is refused (PERMISSION_DENIED) unless `allow_reload_config`: anyone
+    who reaches the port could otherwise load a SavedModel from any path, and a SavedModel can run
+    file operations. When allowed, every model's base path must resolve (symlinks and ".." followed)
+    to a folder at or under one of `reload_roots` (by default the base paths configured at start);
+    the resolved path is what gets served, so a symlink swapped afterwards does not redirect it.
+    """
+
+    def __init__(self, manager, allow_reload_config=False, reload_roots=()):
         self.manager = manager
+        self.allow_reload_config = allow_reload_config
+        self.reload_roots = [os.path.realpath(root) for root in reload_roots]
 
     def GetModelStatus(self, request, context):
         spec = request.model_spec
@@ -160,15 +237,38 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
     def HandleReloadConfigRequest(self, request, context):
+        if not self.allow_reload_config:
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "HandleReloadConfigRequest is disabled: start the server with --allow-reload-config to replace "
+                "the model config at run time (base paths must then lie under the configured ones)",
+            )
         response = model_management_pb2.ReloadConfigResponse()
         try:
             configs = model_configs_from(request.config)
+            for config in configs:
+                config.base_path = self._allowed_path(config.name, config.base_path)
+        except PermissionError as err:
+            response.status.error_code = grpc.StatusCode.PERMISSION_DENIED.value[0]
+            response.status.error_message = str(err)
+            return response
         except ValueError as err:
             response.status.error_code = 3
             response.status.error_message = str(err)
             return response
         self.manager.reload_config(configs)
         return response
+
+    def _allowed_path(self, name, base_path):
+        """`base_path` resolved; PermissionError unless it lies at or under one of the reload roots."""
+        resolved = os.path.realpath(base_path)
+        for root in self.reload_roots:
+            if resolved == root or resolved.startswith(root.rstrip(os.sep) + os.sep):
+                return resolved
+        raise PermissionError(
+            f"model {name!r}: base_path {base_path!r} (resolved {resolved!r}) is not under the server's "
+            f"configured base paths {self.reload_roots}"
+        )
 
 
 # --- REST ---------------------------------------------------------------------------------------------
@@ -230,23 +330,20 @@ def rest_inputs(body, signature):
     return {key: json_to_array(value, specs[key][0], key) if key in specs else None for key, value in given.items()}, False
 
 
-def _json_list(array):
-    if array.dtype == np.float32:
-        # float32's shortest decimal form (17.91, not 17.90999984741211), as TF Serving writes it
-        array = array.astype(str).astype(np.float64)
-    return array.tolist()
+class _Chunks:
+    """A response body already encoded, as an iterable of byte chunks (streamed if large)."""
+
+    def __init__(self, chunks, content_type="application/json"):
+        self.chunks = chunks
+        self.content_type = content_type
 
 
-def rest_outputs(outputs, row_format):
-    if not row_format:
-        if len(outputs) == 1:
-            return {"outputs": _json_list(next(iter(outputs.values())))}
-        return {"outputs": {key: _json_list(value) for key, value in outputs.items()}}
-    if len(outputs) == 1:
-        return {"predictions": _json_list(next(iter(outputs.values())))}
-    lists = {key: _json_list(value) for key, value in outputs.items()}
-    n = min(len(value) for value in lists.values())
-    return {"predictions": [{key: value[i] for key, value in lists.items()} for i in range(n)]}
+#: the gRPC status (for metrics) of a request refused at the HTTP level.
+_REFUSAL_CODE = {
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "RESOURCE_EXHAUSTED",
+    HTTPStatus.BAD_REQUEST: "INVALID_ARGUMENT",
+    HTTPStatus.LENGTH_REQUIRED: "INVALID_ARGUMENT",
+}
 
 
 def _status_json(rows):
@@ -262,22 +359,43 @@ def _status_json(rows):
     }
 
 
-class RestHandler(BaseHTTPRequestHandler):
-    """TF Serving's REST API; `server.manager`, `server.max_rows` and `server.max_request_bytes` configure it."""
+class RestHandler(BoundedRequestHandler):
+    """TF Serving's REST API, plus probes and metrics; `server.manager`, `server.max_rows`,
+    `server.max_body_bytes`, `server.health` and `server.metrics` configure it.
 
-    protocol_version = "HTTP/1.1"
+    ``GET /healthz`` and ``GET /readyz`` are the liveness and readiness probes (see `serving.health`),
+    ``GET /monitoring/prometheus/metrics`` the metrics (see `serving.metrics`).
+    """
+
     server_version = "keraszoo-serving"
 
-    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
-        log.debug("rest %s - %s", self.address_string(), format % args)
-
     def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            return self.send_json(HTTPStatus.OK, b'{"status": "alive"}')
+        if path == "/readyz":
+            ready, models = self.server.health.readiness()
+            waiting = sorted(name for name, available in models.items() if not available)
+            body = {"ready": ready, "models": models}
+            if not ready:
+                body["error"] = (
+                    "the server is stopping" if self.server.health.stopping
+                    else f"models without an AVAILABLE version: {waiting}" if waiting
+                    else "no model is configured"
+                )
+            return self.send_json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, json.dumps(body).encode())
+        if path == "/monitoring/prometheus/metrics":
+            text = self.server.metrics.render().encode()
+            return self.send_body(HTTPStatus.OK, [text], content_type="text/plain; version=0.0.4; charset=utf-8")
         self._handle(self._get)
 
     def do_POST(self):
         self._handle(self._post)
 
     def _handle(self, method):
+        started = time.perf_counter()
+        self._labels = None  # (model, version, signature) once a predict request names them
+        code = "OK"
         try:
             match = _REST_PATH.match(self.path.split("?", 1)[0])
             if not match:
@@ -289,16 +407,36 @@ class RestHandler(BaseHTTPRequestHandler):
                 version = version_number(version)
             status, body = method(match, version)
         except ServingError as err:
+            code = err.code.name
             status, body = _HTTP_STATUS.get(err.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": err.message}
+        except HTTPRefusal as err:
+            code = _REFUSAL_CODE.get(err.status, "UNKNOWN")
+            status, body = err.status, {"error": err.message}
+        except (TimeoutError, ConnectionError):  # the client was too slow or went away: no answer to give
+            raise
         except Exception as err:  # answer, log, and keep serving
             log.exception("REST request %s failed", self.path)
+            code = "INTERNAL"
             status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {err}"}
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            if isinstance(body, _Chunks):
+                try:
+                    self.send_body(status, body.chunks, body.content_type)
+                except (TimeoutError, ConnectionError):
+                    raise
+                except Exception as err:  # formatting failed: an error answer if nothing is sent yet
+                    if self._responded:
+                        raise
+                    log.exception("REST request %s failed", self.path)
+                    code = "INTERNAL"
+                    self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps({"error": f"internal error: {err}"}).encode())
+            else:
+                self.send_json(status, json.dumps(body).encode())
+        finally:
+            if self._labels is not None and self.server.metrics is not None:
+                self.server.metrics.record_request(
+                    "predict", "REST", *self._labels, status=code, seconds=time.perf_counter() - started
+                )
 
     def _get(self, match, version):
         manager = self.server.manager
@@ -312,20 +450,10 @@ class RestHandler(BaseHTTPRequestHandler):
         return HTTPStatus.OK, _status_json(manager.status(match["name"], version, match["label"]))
 
     def _post(self, match, version):
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            raise invalid("Content-Length must be a non-negative integer")
-        if length > self.server.max_request_bytes:
-            self.close_connection = True  # the body is not read, so the connection cannot be reused
-            raise ServingError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request body of {length} bytes is over this server's limit of {self.server.max_request_bytes}",
-            )
-        raw = self.rfile.read(length)
+        manager = self.server.manager
+        if match["verb"] == "predict" and not match["metadata"]:
+            self._labels = (match["name"] if match["name"] in manager.model_names() else "", "", "")
+        raw = self.read_body()  # HTTPRefusal (413, 411, 400) before reading a body it will not take
         if match["verb"] in ("classify", "regress"):
             raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f":{match['verb']} is not served; keraszoo models answer :predict")
         if match["verb"] != "predict" or match["metadata"]:
@@ -334,11 +462,13 @@ class RestHandler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
             raise invalid(f"request body is not valid JSON: {err}") from None
-        servable = self.server.manager.lookup(match["name"], version, match["label"])
+        servable = manager.lookup(match["name"], version, match["label"])
+        self._labels = (servable.name, str(servable.version), "")
         signature = servable.signature(body.get("signature_name") if isinstance(body, dict) else None)
+        self._labels = (servable.name, str(servable.version), signature.name)
         inputs, row_format = rest_inputs(body, signature)
         outputs = signature.run(inputs, (), self.server.max_rows)
-        return HTTPStatus.OK, rest_outputs(outputs, row_format)
+        return HTTPStatus.OK, _Chunks(rest_response_chunks(outputs, row_format))
 
 
 # --- the server ---------------------------------------------------------------------------------------
@@ -354,6 +484,13 @@ class ImputationServer:
         max_rows=DEFAULT_MAX_ROWS,
         max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
         workers=8,
+        allow_reload_config=False,
+        reload_roots=None,
+        rest_workers=DEFAULT_WORKERS,
+        rest_header_timeout=DEFAULT_HEADER_TIMEOUT,
+        rest_body_timeout=DEFAULT_BODY_TIMEOUT,
+        rest_write_timeout=DEFAULT_WRITE_TIMEOUT,
+        health_interval=0.5,
     ):
         self.manager = manager
         self.host = host
@@ -362,6 +499,18 @@ class ImputationServer:
         self.max_rows = max_rows
         self.max_request_bytes = max_request_bytes
         self.workers = workers
+        self.allow_reload_config = allow_reload_config
+        # HandleReloadConfigRequest may only name base paths under these (default: those configured now)
+        self.reload_roots = list(reload_roots) if reload_roots is not None else configured_base_paths(manager)
+        self.rest_options = dict(
+            workers=rest_workers,
+            header_timeout=rest_header_timeout,
+            body_timeout=rest_body_timeout,
+            write_timeout=rest_write_timeout,
+            max_body_bytes=max_request_bytes,
+        )
+        self.metrics = Metrics()
+        self.health = ModelHealth(manager, interval=health_interval)
         self.grpc_port = self.rest_port = None
         self._grpc = self._http = None
 
@@ -374,24 +523,29 @@ class ImputationServer:
         ]
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=self.workers), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(self.manager, self.max_rows), self._grpc
+            PredictionServicer(self.manager, self.max_rows, self.metrics), self._grpc
         )
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.manager), self._grpc)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelServicer(self.manager, self.allow_reload_config, self.reload_roots), self._grpc
+        )
+        self.health.add_to_server(self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._port}")
         if self.grpc_port == 0:
             raise OSError(f"cannot bind gRPC to {self.host}:{self._port}")
         self._grpc.start()
+        self.health.start()
         if self._rest_port is not None:
-            self._http = ThreadingHTTPServer((self.host, self._rest_port), RestHandler)
-            self._http.daemon_threads = True
+            self._http = BoundedHTTPServer((self.host, self._rest_port), RestHandler, **self.rest_options)
             self._http.manager = self.manager
             self._http.max_rows = self.max_rows
-            self._http.max_request_bytes = self.max_request_bytes
+            self._http.health = self.health
+            self._http.metrics = self.metrics
             self.rest_port = self._http.server_address[1]
             threading.Thread(target=self._http.serve_forever, name="keraszoo-rest", daemon=True).start()
         return self
 
     def stop(self, grace=2.0):
+        self.health.stop()  # probes say NOT_SERVING / 503 while requests in flight finish
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -404,6 +558,13 @@ class ImputationServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def configured_base_paths(manager):
+    """The base paths a manager serves from: its folder of models, or each configured model's folder."""
+    if manager.base_path is not None:
+        return [manager.base_path]
+    return [config.base_path for config in manager._configs]
 
 
 def make_manager(model_config=None, model_base_path=None, model_name=None, poll_seconds=1.0):
@@ -477,6 +638,18 @@ def main(argv=None, prog="python -m serving.server"):
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
     parser.add_argument("--workers", type=int, default=8, help="gRPC worker threads")
     parser.add_argument(
+        "--allow-reload-config",
+        action="store_true",
+        help="accept ModelService.HandleReloadConfigRequest (off: PERMISSION_DENIED); base paths must lie under the configured ones",
+    )
+    parser.add_argument("--rest-workers", type=int, default=DEFAULT_WORKERS, help="REST worker threads (connections beyond: 503)")
+    parser.add_argument(
+        "--rest-header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT, help="seconds a REST request may take to send its headers"
+    )
+    parser.add_argument(
+        "--rest-body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT, help="seconds a REST request may take to send its body"
+    )
+    parser.add_argument(
         "--tf-threads",
         default="0,0",
         metavar="INTER,INTRA",
@@ -485,6 +658,8 @@ def main(argv=None, prog="python -m serving.server"):
     )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs and warnings")
     args = parser.parse_args(argv)
+    if args.rest_workers < 1 or not (args.rest_header_timeout > 0 and args.rest_body_timeout > 0):
+        raise SystemExit("serving.server: --rest-workers must be at least 1 and the REST timeouts positive")
     quiet_tensorflow(verbose=args.verbose)  # TensorFlow is imported already (by the protos): this sets its log levels
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -503,6 +678,10 @@ def main(argv=None, prog="python -m serving.server"):
         max_rows=args.max_rows,
         max_request_bytes=args.max_request_bytes,
         workers=args.workers,
+        allow_reload_config=args.allow_reload_config,
+        rest_workers=args.rest_workers,
+        rest_header_timeout=args.rest_header_timeout,
+        rest_body_timeout=args.rest_body_timeout,
     ).start()
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

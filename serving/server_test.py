@@ -289,7 +289,10 @@ def test_model_config_file_with_labels_and_reload(tmp_path, base_path, imputers)
         % os.path.join(base_path, "breast")
     )
     rows = imputers["rows"][:4]
-    with ImputationServer(make_manager(model_config=str(config), poll_seconds=0), port=0, rest_port=0) as srv:
+    manager = make_manager(model_config=str(config), poll_seconds=0)
+    # reloads may name any model under base_path (by default only under the configured breast/)
+    server = ImputationServer(manager, port=0, rest_port=0, allow_reload_config=True, reload_roots=[base_path])
+    with server as srv:
         client = ImputeClient(f"127.0.0.1:{srv.grpc_port}")
         np.testing.assert_allclose(client.impute("breast", rows, version_label="stable"), imputers["gain"].transform(rows), **TOLERANCE)
         np.testing.assert_allclose(client.impute("breast", rows, version_label="canary"), imputers["mean"].transform(rows), **TOLERANCE)
