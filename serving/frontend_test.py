@@ -414,3 +414,83 @@ def test_prometheus_metrics_count_requests_by_status_and_time_them(server, clien
             k for k in after if k[0] == latency + "_count" and dict(k[1]).get("entrypoint") == entrypoint and set(labels.items()) <= k[1]
         )]
     assert_good_requests(server, client, imputer)
+
+
+# --- request batching ------------------------------------------------------------------------------
+def test_batching_merges_concurrent_one_row_requests_and_answers_each_its_own_rows(base_path, imputer):
+    import threading
+
+    from serving.batching import parse_batching_parameters
+
+    model, rows = imputer
+    params = parse_batching_parameters(
+        "max_batch_size { value: 16 }\nbatch_timeout_micros { value: 500000 }\nnum_batch_threads { value: 1 }\nmax_enqueued_batches { value: 8 }"
+    )
+    manager = make_manager(model_base_path=base_path, poll_seconds=0)
+    srv = make_server(manager, enable_batching=True, batching_parameters=params, rest_workers=8)  # 4 REST requests at once
+    with srv, ImputeClient(f"127.0.0.1:{srv.grpc_port}") as client:
+        signature = srv.manager.lookup("m").signature("serving_default")
+        calls, run = [], signature.run
+
+        def counting_run(inputs, *args, **kwargs):  # counts the signature calls the server makes
+            calls.append(len(inputs["x"]))
+            return run(inputs, *args, **kwargs)
+
+        signature.run = counting_run
+
+        def concurrently(requests):
+            barrier, results = threading.Barrier(len(requests)), [None] * len(requests)
+
+            def one(i):
+                barrier.wait(timeout=30)
+                try:
+                    results[i] = requests[i]()
+                except Exception as err:  # noqa: BLE001 - the test inspects it
+                    results[i] = err
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            return results
+
+        def grpc_row(i):
+            return lambda: client.impute("m", rows[i : i + 1])
+
+        def rest_row(i):
+            row = [[None if np.isnan(v) else float(v) for v in rows[i]]]
+            def call():
+                status, body = rest(srv, "/v1/models/m:predict", {"instances": row})
+                assert status == 200, body
+                return np.asarray(json.loads(body)["predictions"])
+
+            return call
+
+        # 16 one-row requests (12 gRPC, 4 REST) at once: each its own row back, in fewer calls
+        results = concurrently([grpc_row(i) if i < 12 else rest_row(i) for i in range(16)])
+        for i, result in enumerate(results):
+            assert isinstance(result, np.ndarray), result
+            np.testing.assert_allclose(result, model.transform(rows[i : i + 1]), rtol=1e-5, atol=1e-4)
+        assert sum(calls) == 16 and len(calls) < 16, calls
+        samples = scrape(srv)
+        batch_rows = sum(v for k, v in samples.items() if k[0] == ":tensorflow:serving:batching_session:processed_batch_size_sum")
+        assert batch_rows == 16
+
+        # a request failing the graph's checks, merged with good ones: only it gets the error
+        calls.clear()
+        bad = rows[:1].copy()
+        bad[0, 0] = np.inf
+        results = concurrently([grpc_row(i) for i in range(6)] + [lambda: client.impute("m", bad)])
+        for i, result in enumerate(results[:6]):
+            np.testing.assert_allclose(result, model.transform(rows[i : i + 1]), rtol=1e-5, atol=1e-4)
+        assert isinstance(results[6], grpc.RpcError) and results[6].code() == grpc.StatusCode.INVALID_ARGUMENT, results[6]
+        assert "inf" in results[6].details()
+
+        # requests that cannot be merged run alone, with their usual answers
+        draws = client.multiple_imputation("m", rows[:3], n=2) if "multiple_imputation" in srv.manager.lookup("m").signatures else None
+        assert draws is None or draws.shape == (2, 3, 10)
+        with pytest.raises(grpc.RpcError) as caught:
+            client.impute("m", rows[:2, :9])
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "expected 10" in caught.value.details()
+        np.testing.assert_allclose(client.impute("m", rows[:40]), model.transform(rows[:40]), rtol=1e-5, atol=1e-4)  # > max_batch_size

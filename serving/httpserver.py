@@ -11,7 +11,8 @@ without bound. `BoundedHTTPServer` instead:
   end of the previous response on a kept-alive connection) to the end of its headers, and
   `body_timeout` seconds in total to send its body: these are deadlines, not per-read timeouts, so
   a client trickling a byte at a time is dropped too. A request cut off part way is answered
-  **408** and closed; an idle kept-alive connection is just closed;
+  **408** and closed; an idle kept-alive connection is just closed (it holds its worker while idle,
+  so at most `header_timeout` seconds: clients that keep connections open count against `workers`);
 * allows each write of the response `write_timeout` seconds, so a client that stops reading frees
   its worker too;
 * refuses a body before reading it (`body_problem`): a Content-Length over `max_body_bytes` is

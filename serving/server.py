@@ -30,9 +30,11 @@ Without a version the latest loaded one answers. Errors: unknown model, version 
 signature; more than `--max-rows` rows or a message over `--max-request-bytes` RESOURCE_EXHAUSTED
 (HTTP 413). The server binds 127.0.0.1 unless `--host` says otherwise.
 
-Differences from `tensorflow_model_server`: no request batching, and with `--model-base-path`
-every version on disk is served (TF Serving serves the latest unless the config's
-`model_version_policy` says otherwise; `serving.export` writes `all` into models.config for both).
+`--enable-batching` merges concurrent requests for one signature into one call, with TF Serving's
+`--batching-parameters-file` (see `serving.batching`).
+
+Differences from `tensorflow_model_server`: with `--model-base-path` every version on disk is served
+(TF Serving serves the latest unless the config's `model_version_policy` says otherwise; `serving.export` writes `all` into models.config for both).
 """
 import functools
 import json
@@ -72,6 +74,7 @@ from serving.servables import (
     parse_model_config,
     version_number,
 )
+from serving.batching import Batcher, parse_batching_parameters
 from serving.health import ModelHealth
 from serving.httpserver import (
     DEFAULT_BODY_TIMEOUT,
@@ -117,6 +120,13 @@ def _served_labels(manager, name, version, label, signature_name):
     return model, version_text, signature
 
 
+def run_signature(batcher, servable, signature, inputs, output_filter, max_rows):
+    """Run a signature, through the request batcher when batching is on."""
+    if batcher is None:
+        return signature.run(inputs, output_filter, max_rows)
+    return batcher.run(servable, signature, inputs, output_filter, max_rows)
+
+
 def metered(api):
     """Count a gRPC method's requests by status code and time them in `self.metrics` (if any)."""
 
@@ -152,10 +162,11 @@ def metered(api):
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService over a ModelManager."""
 
-    def __init__(self, manager, max_rows=DEFAULT_MAX_ROWS, metrics=None):
+    def __init__(self, manager, max_rows=DEFAULT_MAX_ROWS, metrics=None, batcher=None):
         self.manager = manager
         self.max_rows = max_rows
         self.metrics = metrics
+        self.batcher = batcher
 
     @metered("predict")
     def Predict(self, request, context):
@@ -164,7 +175,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             servable = self.manager.lookup(spec.name, _version_of(spec), spec.version_label)
             signature = servable.signature(spec.signature_name)
             inputs = signature.decode(request.inputs, self.max_rows)  # shapes checked before any array is made
-            outputs = signature.run(inputs, tuple(request.output_filter), self.max_rows)
+            outputs = run_signature(self.batcher, servable, signature, inputs, tuple(request.output_filter), self.max_rows)
         except ServingError as err:
             context.abort(err.code, err.message)
         response = predict_pb2.PredictResponse()
@@ -467,7 +478,7 @@ class RestHandler(BoundedRequestHandler):
         signature = servable.signature(body.get("signature_name") if isinstance(body, dict) else None)
         self._labels = (servable.name, str(servable.version), signature.name)
         inputs, row_format = rest_inputs(body, signature)
-        outputs = signature.run(inputs, (), self.server.max_rows)
+        outputs = run_signature(self.server.batcher, servable, signature, inputs, (), self.server.max_rows)
         return HTTPStatus.OK, _Chunks(rest_response_chunks(outputs, row_format))
 
 
@@ -491,6 +502,8 @@ class ImputationServer:
         rest_body_timeout=DEFAULT_BODY_TIMEOUT,
         rest_write_timeout=DEFAULT_WRITE_TIMEOUT,
         health_interval=0.5,
+        enable_batching=False,
+        batching_parameters=None,
     ):
         self.manager = manager
         self.host = host
@@ -511,11 +524,17 @@ class ImputationServer:
         )
         self.metrics = Metrics()
         self.health = ModelHealth(manager, interval=health_interval)
+        # TF Serving's --enable_batching: a dict as parse_batching_parameters returns (None: its defaults)
+        self.enable_batching = enable_batching
+        self.batching_parameters = dict(batching_parameters or parse_batching_parameters(""))
+        self.batcher = None
         self.grpc_port = self.rest_port = None
         self._grpc = self._http = None
 
     def start(self):
         self.manager.start()
+        if self.enable_batching:
+            self.batcher = Batcher(**self.batching_parameters, metrics=self.metrics)
         options = [
             ("grpc.max_receive_message_length", self.max_request_bytes),
             ("grpc.max_send_message_length", -1),
@@ -523,7 +542,7 @@ class ImputationServer:
         ]
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=self.workers), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(self.manager, self.max_rows, self.metrics), self._grpc
+            PredictionServicer(self.manager, self.max_rows, self.metrics, self.batcher), self._grpc
         )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.manager, self.allow_reload_config, self.reload_roots), self._grpc
@@ -540,6 +559,7 @@ class ImputationServer:
             self._http.max_rows = self.max_rows
             self._http.health = self.health
             self._http.metrics = self.metrics
+            self._http.batcher = self.batcher
             self.rest_port = self._http.server_address[1]
             threading.Thread(target=self._http.serve_forever, name="keraszoo-rest", daemon=True).start()
         return self
@@ -551,6 +571,8 @@ class ImputationServer:
             self._http.server_close()
         if self._grpc is not None:
             self._grpc.stop(grace).wait()
+        if self.batcher is not None:
+            self.batcher.stop()
         self.manager.stop()
 
     def __enter__(self):
@@ -642,6 +664,11 @@ def main(argv=None, prog="python -m serving.server"):
         action="store_true",
         help="accept ModelService.HandleReloadConfigRequest (off: PERMISSION_DENIED); base paths must lie under the configured ones",
     )
+    parser.add_argument("--enable-batching", action="store_true", help="merge concurrent requests for one signature (TF Serving's --enable_batching)")
+    parser.add_argument(
+        "--batching-parameters-file",
+        help="TF Serving's batching parameters (text format: max_batch_size, batch_timeout_micros, num_batch_threads, max_enqueued_batches)",
+    )
     parser.add_argument("--rest-workers", type=int, default=DEFAULT_WORKERS, help="REST worker threads (connections beyond: 503)")
     parser.add_argument(
         "--rest-header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT, help="seconds a REST request may take to send its headers"
@@ -668,6 +695,10 @@ def main(argv=None, prog="python -m serving.server"):
         raise SystemExit(f"serving.server: {err}") from None
     try:
         manager = make_manager(args.model_config, args.model_base_path, args.model_name, args.poll_seconds)
+        batching = None
+        if args.batching_parameters_file:
+            with open(args.batching_parameters_file) as f:
+                batching = parse_batching_parameters(f.read())
     except (OSError, ValueError) as err:
         raise SystemExit(f"serving.server: {err}") from None
     server = ImputationServer(
@@ -682,6 +713,8 @@ def main(argv=None, prog="python -m serving.server"):
         rest_workers=args.rest_workers,
         rest_header_timeout=args.rest_header_timeout,
         rest_body_timeout=args.rest_body_timeout,
+        enable_batching=args.enable_batching or batching is not None,
+        batching_parameters=batching,
     ).start()
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
