@@ -34,7 +34,8 @@ signature; more than `--max-rows` rows or a message over `--max-request-bytes` R
 `--batching-parameters-file` (see `serving.batching`).
 
 Differences from `tensorflow_model_server`: with `--model-base-path` every version on disk is served
-(TF Serving serves the latest unless the config's `model_version_policy` says otherwise; `serving.export` writes `all` into models.config for both).
+(TF Serving serves the latest unless the config's `model_version_policy` says otherwise;
+`serving.export` writes `all` into models.config for both).
 """
 import functools
 import json
