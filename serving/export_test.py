@@ -135,3 +135,41 @@ def test_missforest_export_agrees_on_the_full_table(tmp_path):
     loaded = tf.saved_model.load(export(imputer, str(tmp_path), "missforest"))
     out = loaded.signatures["serving_default"](x=tf.constant(incomplete))["imputed"].numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_warmup_requests_fit_image_and_classifier_signatures(tmp_path):
+    """The warm-up writer follows each signature's inputs: images [rows, H, W, C] scaled per channel,
+    classifiers' names, `n` for draws; a signature with inputs it cannot fill gets no record."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from serving.export import WARMUP_ROWS, write_warmup_requests
+
+    image = tf.TensorSpec([None, 4, 3, 2], tf.float32, name="x")
+    mask = tf.TensorSpec([None, 4, 3, 2], tf.float32, name="mask")
+    signatures = {
+        "predict": tf.function(lambda x: {"p": x}, input_signature=[image]),
+        "predict_with_mask": tf.function(lambda x, mask: {"p": x}, input_signature=[image, mask]),
+        "multiple_imputation": tf.function(lambda x, n: {"p": x}, input_signature=[image, tf.TensorSpec([], tf.int32, name="n")]),
+        "by_text": tf.function(lambda x, words: {"p": x}, input_signature=[image, tf.TensorSpec([None], tf.string, name="words")]),
+    }
+    low, span = np.array([10.0, -5.0]), np.array([2.0, 1.0])  # per channel
+    path = write_warmup_requests(str(tmp_path), "img", signatures, low, span, (4, 3, 2))
+    assert path == str(tmp_path / "assets.extra" / "tf_serving_warmup_requests")
+    requests = [prediction_log_pb2.PredictionLog.FromString(r.numpy()).predict_log.request for r in tf.data.TFRecordDataset(path)]
+    assert sorted(r.model_spec.signature_name for r in requests) == sorted(
+        name for name in ("predict", "predict_with_mask", "multiple_imputation") for _ in WARMUP_ROWS
+    )
+    for request in requests:
+        assert request.model_spec.name == "img"
+        x = tf.make_ndarray(request.inputs["x"])
+        assert x.dtype == np.float32 and x.shape[1:] == (4, 3, 2) and x.shape[0] in WARMUP_ROWS
+        if "mask" in request.inputs:  # missing entries are 0 in x and in mask
+            m = tf.make_ndarray(request.inputs["mask"])
+            assert set(np.unique(m)) <= {0.0, 1.0} and not np.isnan(x).any()
+            x = np.where(m > 0, x, np.nan)
+        assert np.isnan(x).any() and not np.isnan(x).all()  # some values missing, some observed
+        for channel in range(2):  # every observed value inside its channel's fitted range
+            values = x[..., channel][~np.isnan(x[..., channel])]
+            assert ((values >= low[channel]) & (values <= low[channel] + span[channel])).all()
+        assert ("n" in request.inputs) == (request.model_spec.signature_name == "multiple_imputation")
