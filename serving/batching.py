@@ -9,7 +9,10 @@ are TF Serving's, read from its batching parameters file (text format of `Batchi
     num_batch_threads { value: 2 }        # threads running merged calls
     max_enqueued_batches { value: 100 }   # closed batches waiting for a thread; beyond: UNAVAILABLE
 
-A batch is run when it is full or its timeout has passed since its first request. Only requests
+A batch is run when it is full or its timeout has passed since its first request (with a timeout
+of 0, as soon as a batch thread is free: requests arriving while every thread is busy are merged).
+Fields left out of the file take TF Serving's defaults (1000 rows, timeout 0, a thread per core, 10
+enqueued batches). Only requests
 whose every input has a variable first dimension, the signature's dtype, rank and other dimensions,
 and at most `max_batch_size` rows are merged; any other request (multiple_imputation's scalar `n`,
 a malformed one, an oversized one) runs alone, exactly as without batching, so its error is the same.
@@ -22,6 +25,7 @@ and ignored: padding to allowed sizes helps fixed-shape accelerators, not these 
 """
 import collections
 import logging
+import os
 import re
 import threading
 import time
@@ -33,7 +37,8 @@ from serving.servables import ServingError
 
 log = logging.getLogger("keraszoo.serving")
 
-_FIELDS = {"max_batch_size": 32, "batch_timeout_micros": 1000, "num_batch_threads": 2, "max_enqueued_batches": 100}
+#: fields left out take the defaults of TF Serving's BasicBatchScheduler (threads: one per core)
+_FIELDS = {"max_batch_size": 1000, "batch_timeout_micros": 0, "num_batch_threads": os.cpu_count() or 1, "max_enqueued_batches": 10}
 _IGNORED = {
     "allowed_batch_sizes",
     "pad_variable_length_inputs",
@@ -96,7 +101,7 @@ class _Batch:
 class Batcher:
     """Merges concurrent requests per (model, version, signature, output filter); see the module."""
 
-    def __init__(self, max_batch_size=32, batch_timeout_micros=1000, num_batch_threads=2, max_enqueued_batches=100, metrics=None):
+    def __init__(self, max_batch_size=1000, batch_timeout_micros=0, num_batch_threads=2, max_enqueued_batches=10, metrics=None):
         self.max_batch_size = max_batch_size
         self.timeout = batch_timeout_micros / 1e6
         self.max_enqueued_batches = max_enqueued_batches
@@ -156,7 +161,7 @@ class Batcher:
                 batch = self._open[key] = _Batch(key, servable, signature, tuple(output_filter), time.monotonic() + self.timeout)
             batch.tasks.append(task)
             batch.rows += rows
-            if batch.rows >= self.max_batch_size or self.timeout <= 0:
+            if batch.rows >= self.max_batch_size:
                 self._close(key)
             self._cond.notify_all()
         task.done.wait()
