@@ -494,3 +494,23 @@ def test_batching_merges_concurrent_one_row_requests_and_answers_each_its_own_ro
             client.impute("m", rows[:2, :9])
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "expected 10" in caught.value.details()
         np.testing.assert_allclose(client.impute("m", rows[:40]), model.transform(rows[:40]), rtol=1e-5, atol=1e-4)  # > max_batch_size
+
+
+def test_bad_batching_and_rest_options_are_clear_errors(tmp_path):
+    from serving.batching import parse_batching_parameters
+    from serving.server import main
+
+    assert parse_batching_parameters("max_batch_size { value: 8 }  # rows\nallowed_batch_sizes: 8\n")["max_batch_size"] == 8
+    for text, words in (
+        ("max_batch_size { value: many }", "must be an integer"),
+        ("num_batch_threads { value: 0 }", "must be positive"),
+        ("max_batch_sise { value: 8 }", "unknown field 'max_batch_sise'"),
+        ("max_batch_size {", "cannot parse"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            parse_batching_parameters(text)
+    (tmp_path / "batching.txt").write_text("max_batch_sise { value: 8 }")
+    with pytest.raises(SystemExit, match="unknown field"):
+        main(["--model-base-path", str(tmp_path), "--batching-parameters-file", str(tmp_path / "batching.txt")])
+    with pytest.raises(SystemExit, match="--rest-workers"):
+        main(["--model-base-path", str(tmp_path), "--rest-workers", "0"])
