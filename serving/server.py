@@ -472,7 +472,7 @@ class RestHandler(BoundedRequestHandler):
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"unknown method in {self.path!r}; use :predict")
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nested too deep
             raise invalid(f"request body is not valid JSON: {err}") from None
         servable = manager.lookup(match["name"], version, match["label"])
         self._labels = (servable.name, str(servable.version), "")

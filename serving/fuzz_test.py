@@ -1,0 +1,98 @@
+"""Fuzzing the server (issue #11): thousands of random and mutated requests on both ports, then good ones.
+
+The server runs as a separate process (`python -m serving.server` on 127.0.0.1, free ports) so a
+crash shows as a dead process and its peak memory is its own (VmHWM in /proc/PID/status). The
+generators live in `serving.fuzz`; a fixed seed makes every run send the same requests.
+"""
+import random
+import time
+from collections import Counter
+
+import grpc
+import numpy as np
+import pytest
+
+from keraszoo.sklearn import ZooImputer
+from serving.client import ImputeClient
+from serving.export import export
+from serving.server import start_subprocess
+
+SEED = 11
+ROUNDS = 4
+GRPC_PER_ROUND = 450  # random PredictRequests through the stock stub
+MUTATED_PER_ROUND = 150  # serialized good requests with bytes flipped, sent as raw messages
+REST_PER_ROUND = 220  # raw HTTP requests
+RAW_GRPC_PER_ROUND = 30  # raw bytes on the gRPC port
+COLUMNS = 10
+#: the server's peak RSS may grow at most this much above what it held after loading and one good request
+RSS_GROWTH_BOUND_MB = 300
+
+
+def _kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from sklearn.datasets import load_breast_cancer
+
+    x = load_breast_cancer().data[:, :COLUMNS]
+    rng = np.random.default_rng(0)
+    table = np.where(rng.random(x.shape) < 0.2, np.nan, x)
+    mean = ZooImputer("mean").fit(table[:400])
+    gain = ZooImputer("gain", iterations=5).fit(table[:400])
+    base = str(tmp_path_factory.mktemp("fuzz"))
+    export(mean, base, "breast", version=1)
+    export(gain, base, "gen", version=1)
+    process, target, rest_url = start_subprocess(
+        base, extra_args=["--max-rows", "1000", "--rest-header-timeout", "3", "--rest-body-timeout", "3", "--poll-seconds", "0"]
+    )
+    try:
+        yield process, target, int(rest_url.rsplit(":", 1)[1]), mean, table[400:].astype(np.float32)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _serves(process, client, mean, rows):
+    assert process.poll() is None, f"the server died (exit code {process.returncode})"
+    np.testing.assert_allclose(client.impute("breast", rows), mean.transform(rows), rtol=1e-5, atol=1e-4)
+    draws = client.multiple_imputation("gen", rows, n=2)
+    assert draws.shape == (2, *rows.shape) and not np.isnan(draws).any()
+
+
+def _http(port, data):
+    """(status, body) of raw request bytes sent to 127.0.0.1:port (the connection half-closed after them)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert received.startswith(b"HTTP/1."), received[:200]
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _post(port, body, path="/v1/models/breast:predict"):
+    return _http(port, b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+
+
+# --- what the fuzzing found, each sent once more --------------------------------------------------
+REST_BODIES = [
+    # json.loads raises RecursionError (not ValueError) on deep nesting: was a 500
+    (b'{"instances": ' + b"[" * 100_000 + b"1" + b"]" * 100_000 + b"}", "not valid JSON"),
+    (b"[" * 5000, "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("body, words", REST_BODIES, ids=range(len(REST_BODIES)))
+def test_rest_bodies_found_by_fuzzing_are_400(served, body, words):
+    process, target, rest_port, mean, rows = served
+    status, answer = _post(rest_port, body)
+    assert status == 400 and words in answer.decode(), (status, answer[:300])
+    with ImputeClient(target, timeout=30) as client:
+        _serves(process, client, mean, rows[:3])
