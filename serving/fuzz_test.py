@@ -77,7 +77,7 @@ def _http(port, data):
     return int(head.split(b" ", 2)[1]), body
 
 
-def _post(port, body, path="/v1/models/breast:predict"):
+def _post(port, body, path="/v1/models/gen:predict"):
     return _http(port, b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
 
 
@@ -86,6 +86,10 @@ REST_BODIES = [
     # json.loads raises RecursionError (not ValueError) on deep nesting: was a 500
     (b'{"instances": ' + b"[" * 100_000 + b"1" + b"]" * 100_000 + b"}", "not valid JSON"),
     (b"[" * 5000, "not valid JSON"),
+    # integers beyond float or int32 (json reads them exactly): numpy raises OverflowError, was a 500
+    (b'{"instances": [[' + b",".join([b"1" * 400] * 10) + b"]]}", "must be a (nested) list of numbers for dtype float32"),
+    (b'{"signature_name": "multiple_imputation", "inputs": {"x": [[1,2,3,4,5,6,7,8,9,10]], "n": ' + b"9" * 30 + b"}}",
+     "must be a (nested) list of numbers for dtype int32"),
 ]
 
 

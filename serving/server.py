@@ -306,7 +306,7 @@ def json_to_array(value, dtype, key):
         if array.dtype.kind in "US":
             raise ValueError
         converted = np.asarray(value, dtype=numpy_dtype)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: an integer too large for the dtype
         raise invalid(f"input {key!r} must be a (nested) list of numbers for dtype {dtype.name}") from None
     if dtype.is_integer and array.dtype.kind == "f" and not np.array_equal(converted, array):
         raise invalid(f"input {key!r} must hold whole numbers for dtype {dtype.name}")
