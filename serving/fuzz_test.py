@@ -90,6 +90,9 @@ REST_BODIES = [
     (b'{"instances": [[' + b",".join([b"1" * 400] * 10) + b"]]}", "must be a (nested) list of numbers for dtype float32"),
     (b'{"signature_name": "multiple_imputation", "inputs": {"x": [[1,2,3,4,5,6,7,8,9,10]], "n": ' + b"9" * 30 + b"}}",
      "must be a (nested) list of numbers for dtype int32"),
+    # a signature_name that is not a string: a list or object is unhashable, was a 500
+    (b'{"signature_name": ["serving_default"], "instances": [[1,2,3,4,5,6,7,8,9,10]]}', '\\"signature_name\\" must be a string'),
+    (b'{"signature_name": {"a": 1}, "instances": [[1,2,3,4,5,6,7,8,9,10]]}', '\\"signature_name\\" must be a string'),
 ]
 
 

@@ -476,7 +476,10 @@ class RestHandler(BoundedRequestHandler):
             raise invalid(f"request body is not valid JSON: {err}") from None
         servable = manager.lookup(match["name"], version, match["label"])
         self._labels = (servable.name, str(servable.version), "")
-        signature = servable.signature(body.get("signature_name") if isinstance(body, dict) else None)
+        signature_name = body.get("signature_name") if isinstance(body, dict) else None
+        if not isinstance(signature_name, (str, type(None))):  # a list or object is unhashable: was a 500
+            raise invalid(f'"signature_name" must be a string, got {json.dumps(signature_name)[:100]}')
+        signature = servable.signature(signature_name)
         self._labels = (servable.name, str(servable.version), signature.name)
         inputs, row_format = rest_inputs(body, signature)
         outputs = run_signature(self.server.batcher, servable, signature, inputs, (), self.server.max_rows)
