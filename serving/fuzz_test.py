@@ -103,3 +103,25 @@ def test_rest_bodies_found_by_fuzzing_are_400(served, body, words):
     assert status == 400 and words in answer.decode(), (status, answer[:300])
     with ImputeClient(target, timeout=30) as client:
         _serves(process, client, mean, rows[:3])
+
+
+REQUEST_LINES = [
+    (b"GET /healthz FOO", 400),  # unparsable version: was answered as HTTP/0.9, an HTML page without a status line
+    (b"GET / HTTP/1.1.1", 400),
+    (b"\xff\xff /v1/models/breast:predict FOO", 400),
+    (b"POST /v1/models/breast:predict", 400),  # two words: "HTTP/0.9" POST
+    (b"GET /healthz", 200),  # an HTTP/0.9 GET: answered with a status line too
+    (b"HEAD /v1/models/breast:predict HTTP/0.9", 501),  # was no answer at all
+    (b"PUT /v1/models/breast:predict HTTP/0.9", 501),
+    (b"GET / HTTP/2.0", 505),
+    (b"BREW", 400),
+]
+
+
+@pytest.mark.parametrize("line, status", REQUEST_LINES, ids=range(len(REQUEST_LINES)))
+def test_every_answer_to_a_malformed_request_line_has_a_status_line(served, line, status):
+    process, target, rest_port, mean, rows = served
+    got, _ = _http(rest_port, line + b"\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nnull")
+    assert got == status
+    with ImputeClient(target, timeout=30) as client:
+        _serves(process, client, mean, rows[:3])

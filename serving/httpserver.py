@@ -102,6 +102,20 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
     deadline = 0.0
     bytes_received = 0
 
+    # BaseHTTPRequestHandler answers "HTTP/0.9" (its default until a request line is parsed, and what a
+    # request line may say) with no status line and no headers, so a malformed request line (HTTP/0.9
+    # is assumed when parsing fails) or a HEAD got an answer no client can read, or nothing at all.
+    # Every answer here carries a status line: HTTP/0.9 is answered as HTTP/1.0 (connection closed after).
+    @property
+    def request_version(self):
+        return self._request_version
+
+    @request_version.setter
+    def request_version(self, value):
+        self._request_version = "HTTP/1.0" if value == "HTTP/0.9" else value
+
+    default_request_version = "HTTP/1.0"
+
     def setup(self):
         self.connection = self.request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
