@@ -2,6 +2,7 @@
 
     python -m serving.loadtest                                  # fits GAIN on breast cancer, serves it
     python -m serving.loadtest --model-base-path saved_models/serving --model gain_breast --clients 4
+    python -m serving.loadtest --batching-clients 32        # also: 32 one-row clients, batching off and on
 
 The server runs in its own process (as in production: its Python does not share a GIL with the
 clients). For each batch size (default 1 and 256) it measures, in this order:
@@ -16,10 +17,23 @@ latency (p50 of one gRPC client over p50 in-process) and in throughput (in-proce
 N clients' rows/s). It also times the floor that any request pays: ``grpc status``, sequential
 `ImputeClient.status` calls (GetModelStatus: a round trip through the same client, channel and
 server that runs no TensorFlow), so the report shows how much of the overhead is transport.
-Targets on 2 cores (issue #4): p50 <= 2 ms for one row, >= 20,000 rows/s batched, overhead <= 1.5x.
+
+With ``--batching-clients N`` it then runs N concurrent one-row clients (each its own channel) against
+that server (batching off) and against a second server started with ``--enable-batching`` and a
+batching parameters file (``--batching-parameters FILE``, default: `DEFAULT_BATCHING_PARAMETERS`),
+both with the same ``--workers``. Every measurement is bounded in requests and in time
+(``--max-seconds`` each): a loop stops at whichever comes first, and its rows/s counts what it sent.
+
+Targets on 2 cores (issue #11), printed at the end with met/missed and by how much:
+
+* one row: p50 of Predict (one client) minus p50 of the floor (``grpc status``) <= 1.5x the p50 of the
+  in-process signature call;
+* 256 rows: >= 200,000 rows/s from 4 concurrent clients;
+* N one-row clients: with batching on >= 1.5x the rows/s with batching off, and p99 <= 20 ms.
 """
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,29 +42,51 @@ import time
 import numpy as np
 
 
+#: batching parameters (TF Serving's text format) for the batching-on run when no file is given: merge
+#: up to 32 one-row requests; timeout 0 runs a batch as soon as the batch thread is free, so requests
+#: arriving while it is busy are merged without waiting for a timer.
+DEFAULT_BATCHING_PARAMETERS = """max_batch_size { value: 32 }
+batch_timeout_micros { value: 0 }
+num_batch_threads { value: 1 }
+max_enqueued_batches { value: 1000 }
+"""
+TARGET_ONE_ROW_OVERHEAD = 1.5  # (p50 Predict - p50 floor) / p50 in-process, one row
+TARGET_BATCHED_ROWS_PER_S = 200_000  # 256 rows, 4 clients
+TARGET_BATCHING_SPEEDUP = 1.5  # rows/s with batching on / off
+TARGET_BATCHING_P99_MS = 20.0
+
+
 def _percentiles(latencies):
     ms = np.asarray(latencies) * 1e3
     return {f"p{q}": float(np.percentile(ms, q)) for q in (50, 95, 99)}
 
 
-def measure(call, requests):
-    """Latencies (s) of `requests` sequential calls, after a warm-up."""
+def measure(call, requests, max_seconds=None):
+    """Latencies (s) of `requests` sequential calls, after a warm-up; stops early after `max_seconds`."""
     for _ in range(min(20, requests)):
         call()
     latencies = []
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     for _ in range(requests):
         start = time.perf_counter()
         call()
-        latencies.append(time.perf_counter() - start)
+        end = time.perf_counter()
+        latencies.append(end - start)
+        if deadline is not None and end > deadline:
+            break
     return latencies
 
 
-def measure_concurrent(make_call, clients, requests_per_client):
-    """(latencies, wall seconds) of `clients` threads each making `requests_per_client` calls."""
+def measure_concurrent(make_call, clients, requests_per_client, max_seconds=None):
+    """(latencies, wall seconds) of `clients` threads each making `requests_per_client` calls.
+
+    With `max_seconds`, each thread stops at its first call ending after that many seconds from the start.
+    """
     calls = [make_call() for _ in range(clients)]
     for call in calls:
         call()  # warm each channel
     latencies, lock, barrier = [], threading.Lock(), threading.Barrier(clients + 1)
+    deadline = [None]
 
     def worker(call):
         own = []
@@ -58,15 +94,19 @@ def measure_concurrent(make_call, clients, requests_per_client):
         for _ in range(requests_per_client):
             start = time.perf_counter()
             call()
-            own.append(time.perf_counter() - start)
+            end = time.perf_counter()
+            own.append(end - start)
+            if deadline[0] is not None and end > deadline[0]:
+                break
         with lock:
             latencies.extend(own)
 
     threads = [threading.Thread(target=worker, args=(call,)) for call in calls]
     for thread in threads:
         thread.start()
-    barrier.wait()
     start = time.perf_counter()
+    deadline[0] = None if max_seconds is None else start + max_seconds
+    barrier.wait()
     for thread in threads:
         thread.join()
     return latencies, time.perf_counter() - start
@@ -99,10 +139,17 @@ def main(argv=None, prog="python -m serving.loadtest"):
     parser.add_argument(
         "--tf-threads", default="0,0", metavar="INTER,INTRA", help="TensorFlow thread pools of the server AND the in-process call"
     )
+    parser.add_argument(
+        "--batching-clients", type=int, default=0, help="also run this many concurrent one-row clients with batching off and on (0: skip)"
+    )
+    parser.add_argument("--batching-requests", type=int, default=200, help="requests per client in the batching runs")
+    parser.add_argument("--batching-parameters", help="TF Serving batching parameters file for the batching-on server (default: see the module)")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound of each measurement (it stops early past it)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs and warnings")
     args = parser.parse_args(argv)
 
     quiet_tensorflow(verbose=args.verbose)  # before TensorFlow is imported
+    load_before = os.getloadavg()
     import tensorflow as tf
 
     from serving.server import set_tf_threads
@@ -132,18 +179,19 @@ def main(argv=None, prog="python -m serving.loadtest"):
         table = np.where(rng.random((4096, width)) < 0.2, np.nan, rng.random((4096, width)))
     table = np.resize(table, (max(4096, len(table)), width)).astype(np.float32)
 
-    process, target, _ = start_subprocess(base_path, rest=False, extra_args=["--poll-seconds", "0", "--workers", str(args.workers), "--tf-threads", args.tf_threads])
+    server_args = ["--poll-seconds", "0", "--workers", str(args.workers), "--tf-threads", args.tf_threads]
+    process, target, _ = start_subprocess(base_path, rest=False, extra_args=server_args)
     results = []
     try:
         with ImputeClient(target) as client:
-            floor = _percentiles(measure(lambda: client.status(args.model), args.requests))
+            floor = _percentiles(measure(lambda: client.status(args.model), args.requests, args.max_seconds))
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             rows = table[:batch]
             requests = max(50, min(args.requests, args.rows_per_measurement // batch))
             x = tf.constant(rows)
-            in_process = measure(lambda: signature(x=x)["imputed"].numpy(), requests)  # noqa: B023
+            in_process = measure(lambda: signature(x=x)["imputed"].numpy(), requests, args.max_seconds)  # noqa: B023
             client = ImputeClient(target)
-            one_client = measure(lambda: client.impute(args.model, rows), requests)  # noqa: B023
+            one_client = measure(lambda: client.impute(args.model, rows), requests, args.max_seconds)  # noqa: B023
             client.close()
             per_client = max(10, requests // args.clients)
 
@@ -151,36 +199,127 @@ def main(argv=None, prog="python -m serving.loadtest"):
                 client = ImputeClient(target)  # one channel per client thread, as separate users would have
                 return lambda: client.impute(args.model, rows)
 
-            many, wall = measure_concurrent(new_client_call, args.clients, per_client)
+            many, wall = measure_concurrent(new_client_call, args.clients, per_client, args.max_seconds)
             for label, latencies, seconds in (
                 ("in-process", in_process, sum(in_process)),
                 ("grpc 1 client", one_client, sum(one_client)),
                 (f"grpc {args.clients} clients", many, wall),
             ):
                 results.append({"batch": batch, "how": label, **_percentiles(latencies), "rows_per_s": len(latencies) * batch / seconds})
+        if args.batching_clients > 0:
+            results += measure_batching(args, target, base_path, table[:1], server_args)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stdout.close()
+        stop_subprocess(process)
         if temporary is not None:
             temporary.cleanup()
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model {args.model} ({width} features); "
-        f"TensorFlow threads (inter,intra) {args.tf_threads} in the server and in-process"
+        f"TensorFlow threads (inter,intra) {args.tf_threads} in the server and in-process; server gRPC threads {args.workers}"
     )
-    print(f"{'batch':>5} {'how':<16} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'rows/s':>10}")
+    print(f"load average (1, 5, 15 min) before: {' '.join(f'{v:.2f}' for v in load_before)}; after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    width_how = max(16, *(len(r["how"]) for r in results))
+    print(f"{'batch':>5} {'how':<{width_how}} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'rows/s':>10}")
     for r in results:
-        print(f"{r['batch']:>5} {r['how']:<16} {r['p50']:>8.3f} {r['p95']:>8.3f} {r['p99']:>8.3f} {r['rows_per_s']:>10.0f}")
-    print(f"{'-':>5} {'grpc status':<16} {floor['p50']:>8.3f} {floor['p95']:>8.3f} {floor['p99']:>8.3f} {'-':>10}")
+        print(f"{r['batch']:>5} {r['how']:<{width_how}} {r['p50']:>8.3f} {r['p95']:>8.3f} {r['p99']:>8.3f} {r['rows_per_s']:>10.0f}")
+    print(f"{'-':>5} {'grpc status':<{width_how}} {floor['p50']:>8.3f} {floor['p95']:>8.3f} {floor['p99']:>8.3f} {'-':>10}")
     for batch in sorted({r["batch"] for r in results}):
-        rows = [r for r in results if r["batch"] == batch]
+        rows = [r for r in results if r["batch"] == batch and "batching" not in r["how"]]
         print(
             f"batch {batch}: server overhead in latency (p50 of 1 gRPC client / p50 in-process) {rows[1]['p50'] / rows[0]['p50']:.2f}x, "
             f"in throughput (in-process rows/s / {args.clients} gRPC clients' rows/s) {rows[0]['rows_per_s'] / rows[2]['rows_per_s']:.2f}x; "
             f"transport floor (p50 of grpc status + p50 in-process) / p50 in-process {(floor['p50'] + rows[0]['p50']) / rows[0]['p50']:.2f}x"
         )
+    for line in target_lines(results, floor, args.clients):
+        print(line)
     return results
+
+
+def stop_subprocess(process):
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+    process.stdout.close()
+
+
+def measure_batching(args, target, base_path, row, server_args):
+    """`args.batching_clients` one-row clients against `target` (batching off), then against a server with batching on."""
+    from serving.client import ImputeClient
+    from serving.server import start_subprocess
+
+    def run(grpc_target):
+        def new_client_call():
+            client = ImputeClient(grpc_target)
+            return lambda: client.impute(args.model, row)
+
+        return measure_concurrent(new_client_call, args.batching_clients, args.batching_requests, args.max_seconds)
+
+    found = []
+    latencies, wall = run(target)
+    found.append(("batching off", latencies, wall))
+    with tempfile.TemporaryDirectory() as folder:
+        parameters = args.batching_parameters
+        if parameters is None:
+            parameters = os.path.join(folder, "batching_parameters.txt")
+            with open(parameters, "w") as f:
+                f.write(DEFAULT_BATCHING_PARAMETERS)
+        with open(parameters) as f:
+            print(f"batching parameters ({args.batching_parameters or 'default'}): {' '.join(f.read().split())}")
+        process, batching_target, _ = start_subprocess(
+            base_path, rest=False, extra_args=[*server_args, "--enable-batching", "--batching-parameters-file", parameters]
+        )
+        try:
+            latencies, wall = run(batching_target)
+        finally:
+            stop_subprocess(process)
+    found.append(("batching on", latencies, wall))
+    return [
+        {"batch": 1, "how": f"grpc {args.batching_clients} clients, {label}", **_percentiles(lat), "rows_per_s": len(lat) / seconds}
+        for label, lat, seconds in found
+    ]
+
+
+def _verdict(met, by):
+    return "MET" if met else f"MISSED by {by}"
+
+
+def target_lines(results, floor, clients):
+    """Issue #11's targets, each with its numbers and met/missed (and by how much)."""
+    lines = []
+    by_how = {(r["batch"], r["how"]): r for r in results}
+    in_process, one = by_how.get((1, "in-process")), by_how.get((1, "grpc 1 client"))
+    if in_process and one:
+        extra = one["p50"] - floor["p50"]
+        ratio = extra / in_process["p50"]
+        allowed = TARGET_ONE_ROW_OVERHEAD * in_process["p50"]
+        lines.append(
+            f"target one row: p50 Predict - p50 floor = {one['p50']:.3f} - {floor['p50']:.3f} = {extra:.3f} ms = {ratio:.2f}x "
+            f"the in-process p50 {in_process['p50']:.3f} ms (target <= {TARGET_ONE_ROW_OVERHEAD}x = {allowed:.3f} ms): "
+            + _verdict(ratio <= TARGET_ONE_ROW_OVERHEAD, f"{extra - allowed:.3f} ms ({ratio / TARGET_ONE_ROW_OVERHEAD:.2f}x the allowance)")
+        )
+    many = by_how.get((256, f"grpc {clients} clients"))
+    if many:
+        rate = many["rows_per_s"]
+        lines.append(
+            f"target 256 rows: {rate:,.0f} rows/s from {clients} clients (target >= {TARGET_BATCHED_ROWS_PER_S:,}): "
+            + _verdict(rate >= TARGET_BATCHED_ROWS_PER_S, f"{TARGET_BATCHED_ROWS_PER_S - rate:,.0f} rows/s ({rate / TARGET_BATCHED_ROWS_PER_S:.0%} of it)")
+        )
+    off = [r for r in results if r["how"].endswith("batching off")]
+    on = [r for r in results if r["how"].endswith("batching on")]
+    if off and on:
+        off, on = off[0], on[0]
+        speedup = on["rows_per_s"] / off["rows_per_s"]
+        lines.append(
+            f"target batching: {on['how'].split(',')[0]}: {on['rows_per_s']:,.0f} rows/s on / {off['rows_per_s']:,.0f} off = {speedup:.2f}x "
+            f"(target >= {TARGET_BATCHING_SPEEDUP}x): "
+            + _verdict(speedup >= TARGET_BATCHING_SPEEDUP, f"{TARGET_BATCHING_SPEEDUP - speedup:.2f}x")
+            + f"; p99 with batching on {on['p99']:.2f} ms (off {off['p99']:.2f} ms; target <= {TARGET_BATCHING_P99_MS} ms): "
+            + _verdict(on["p99"] <= TARGET_BATCHING_P99_MS, f"{on['p99'] - TARGET_BATCHING_P99_MS:.2f} ms")
+        )
+    return lines
 
 
 if __name__ == "__main__":

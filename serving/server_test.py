@@ -411,3 +411,18 @@ def test_load_test_reports_every_measurement(base_path, capsys):
     assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
     out = capsys.readouterr().out
     assert "server overhead in latency" in out and "transport floor" in out and "grpc status" in out
+
+
+def test_load_test_compares_batching_off_and_on_and_prints_the_targets(base_path, capsys):
+    from serving import loadtest
+
+    results = loadtest.main(
+        ["--model-base-path", base_path, "--model", "mean_only", "--clients", "2", "--batch-sizes", "1", "--requests", "30",
+         "--batching-clients", "4", "--batching-requests", "10", "--max-seconds", "20"]
+    )
+    hows = [r["how"] for r in results]
+    assert hows[-2:] == ["grpc 4 clients, batching off", "grpc 4 clients, batching on"]
+    assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
+    out = capsys.readouterr().out
+    assert "target one row:" in out and "target batching:" in out and "batching parameters (default)" in out
+    assert "load average" in out
