@@ -3,6 +3,7 @@
     python -m serving.loadtest                                  # fits GAIN on breast cancer, serves it
     python -m serving.loadtest --model-base-path saved_models/serving --model gain_breast --clients 4
     python -m serving.loadtest --batching-clients 32        # also: 32 one-row clients, batching off and on
+    python -m serving.loadtest --profile /tmp/server        # py-spy on each server process (a separate run)
 
 The server runs in its own process (as in production: its Python does not share a GIL with the
 clients). For each batch size (default 1 and 256) it measures, in this order:
@@ -24,12 +25,17 @@ batching parameters file (``--batching-parameters FILE``, default: `DEFAULT_BATC
 both with the same ``--workers``. Every measurement is bounded in requests and in time
 (``--max-seconds`` each): a loop stops at whichever comes first, and its rows/s counts what it sent.
 
+With ``--profile PREFIX``, `py-spy record --gil` (``pip install py-spy``) samples the thread holding the
+GIL in each server process while it is measured (the Python work that the server's threads take turns at) (``PREFIX.main.txt``, ``PREFIX.batching.txt``: py-spy's raw collapsed stacks) and the
+top functions by own and cumulative share of the samples are printed. py-spy takes CPU of the same 2
+cores, so the numbers of a profiled run are not the ones to report.
+
 Targets on 2 cores (issue #11), printed at the end with met/missed and by how much:
 
 * one row: p50 of Predict (one client) minus p50 of the floor (``grpc status``) <= 1.5x the p50 of the
   in-process signature call;
 * 256 rows: >= 200,000 rows/s from 4 concurrent clients;
-* N one-row clients: with batching on >= 1.5x the rows/s with batching off, and p99 <= 20 ms.
+* N one-row clients (``--batching-workers``, default N, server gRPC threads in both runs): with batching on >= 1.5x the rows/s with batching off, and p99 <= 20 ms.
 """
 import os
 import platform
@@ -143,8 +149,13 @@ def main(argv=None, prog="python -m serving.loadtest"):
         "--batching-clients", type=int, default=0, help="also run this many concurrent one-row clients with batching off and on (0: skip)"
     )
     parser.add_argument("--batching-requests", type=int, default=200, help="requests per client in the batching runs")
+    parser.add_argument(
+        "--batching-workers", type=int, help="server gRPC threads in both batching runs (default: --batching-clients, so every client's request is in the server at once)"
+    )
     parser.add_argument("--batching-parameters", help="TF Serving batching parameters file for the batching-on server (default: see the module)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound of each measurement (it stops early past it)")
+    parser.add_argument("--profile", metavar="PREFIX", help="sample each server process with py-spy into PREFIX.main.txt / PREFIX.batching.txt")
+    parser.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs and warnings")
     args = parser.parse_args(argv)
 
@@ -181,6 +192,7 @@ def main(argv=None, prog="python -m serving.loadtest"):
 
     server_args = ["--poll-seconds", "0", "--workers", str(args.workers), "--tf-threads", args.tf_threads]
     process, target, _ = start_subprocess(base_path, rest=False, extra_args=server_args)
+    profiler = start_profiler(args, process, "main")
     results = []
     try:
         with ImputeClient(target) as client:
@@ -210,6 +222,7 @@ def main(argv=None, prog="python -m serving.loadtest"):
             results += measure_batching(args, target, base_path, table[:1], server_args)
     finally:
         stop_subprocess(process)
+        finish_profiler(profiler)
         if temporary is not None:
             temporary.cleanup()
 
@@ -257,8 +270,18 @@ def measure_batching(args, target, base_path, row, server_args):
 
         return measure_concurrent(new_client_call, args.batching_clients, args.batching_requests, args.max_seconds)
 
+    workers = args.batching_workers or args.batching_clients
+    server_args = list(server_args)
+    server_args[server_args.index("--workers") + 1] = str(workers)
     found = []
-    latencies, wall = run(target)
+    if workers == args.workers:  # the server measured above has these settings
+        latencies, wall = run(target)
+    else:
+        process, off_target, _ = start_subprocess(base_path, rest=False, extra_args=server_args)
+        try:
+            latencies, wall = run(off_target)
+        finally:
+            stop_subprocess(process)
     found.append(("batching off", latencies, wall))
     with tempfile.TemporaryDirectory() as folder:
         parameters = args.batching_parameters
@@ -267,19 +290,83 @@ def measure_batching(args, target, base_path, row, server_args):
             with open(parameters, "w") as f:
                 f.write(DEFAULT_BATCHING_PARAMETERS)
         with open(parameters) as f:
-            print(f"batching parameters ({args.batching_parameters or 'default'}): {' '.join(f.read().split())}")
+            print(
+                f"batching runs: server gRPC threads {workers}; batching parameters ({args.batching_parameters or 'default'}): "
+                f"{' '.join(f.read().split())}"
+            )
         process, batching_target, _ = start_subprocess(
             base_path, rest=False, extra_args=[*server_args, "--enable-batching", "--batching-parameters-file", parameters]
         )
+        profiler = start_profiler(args, process, "batching")
         try:
             latencies, wall = run(batching_target)
         finally:
             stop_subprocess(process)
+            finish_profiler(profiler)
     found.append(("batching on", latencies, wall))
     return [
         {"batch": 1, "how": f"grpc {args.batching_clients} clients, {label}", **_percentiles(lat), "rows_per_s": len(lat) / seconds}
         for label, lat, seconds in found
     ]
+
+
+def start_profiler(args, process, label):
+    """py-spy recording `process` until it exits (None without --profile)."""
+    if not args.profile:
+        return None
+    import shutil
+
+    py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    out = f"{args.profile}.{label}.txt"
+    command = [py_spy, "record", "--pid", str(process.pid), "--rate", str(args.profile_rate), "--format", "raw", "--nonblocking", "--gil", "-o", out]
+    profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # let it attach before the measurement starts
+    return profiler, out, label, time.perf_counter()
+
+
+def finish_profiler(profiler):
+    """Wait for py-spy (it stops when the server exits) and print the top functions of its samples."""
+    if profiler is None:
+        return
+    profiler, out, label, started = profiler
+    seconds = time.perf_counter() - started
+    try:
+        _, err = profiler.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        _, err = profiler.communicate()
+    if not os.path.exists(out):
+        print(f"py-spy wrote no profile for the {label} server: {err.strip()[-500:]}")
+        return
+    with open(out) as f:
+        own, cumulative, total = profile_summary(f)
+    print(
+        f"py-spy profile of the {label} server ({out}): {total} samples of the GIL holder in {seconds:.1f} s at "
+        f"{profiler.args[profiler.args.index('--rate') + 1]}/s (the GIL was held in about {total / seconds / int(profiler.args[profiler.args.index('--rate') + 1]):.0%} of them)"
+    )
+    for title, table in (("own", own), ("cumulative", cumulative)):
+        print(f"  top by {title} share:")
+        for name, count in table.most_common(15):
+            print(f"    {100 * own[name] / total:5.1f}% own {100 * cumulative[name] / total:5.1f}% cum  {name}")
+
+
+def profile_summary(lines):
+    """(own Counter, cumulative Counter, total samples) per function from py-spy's raw collapsed stacks."""
+    import collections
+    import re
+
+    own, cumulative, total = collections.Counter(), collections.Counter(), 0
+    for line in lines:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        count = int(count)
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            cumulative[frame] += count
+    return own, cumulative, max(total, 1)
 
 
 def _verdict(met, by):

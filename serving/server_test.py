@@ -424,5 +424,5 @@ def test_load_test_compares_batching_off_and_on_and_prints_the_targets(base_path
     assert hows[-2:] == ["grpc 4 clients, batching off", "grpc 4 clients, batching on"]
     assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
     out = capsys.readouterr().out
-    assert "target one row:" in out and "target batching:" in out and "batching parameters (default)" in out
+    assert "target one row:" in out and "target batching:" in out and "batching parameters (default)" in out and "server gRPC threads 4" in out
     assert "load average" in out
