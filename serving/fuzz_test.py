@@ -11,20 +11,25 @@ from collections import Counter
 import grpc
 import numpy as np
 import pytest
+from tensorflow_serving.apis import predict_pb2
 
 from keraszoo.sklearn import ZooImputer
+from serving import fuzz
 from serving.client import ImputeClient
 from serving.export import export
 from serving.server import start_subprocess
 
 SEED = 11
-ROUNDS = 4
-GRPC_PER_ROUND = 450  # random PredictRequests through the stock stub
+ROUNDS = 5
+GRPC_PER_ROUND = 500  # random PredictRequests through the stock stub
 MUTATED_PER_ROUND = 150  # serialized good requests with bytes flipped, sent as raw messages
-REST_PER_ROUND = 220  # raw HTTP requests
-RAW_GRPC_PER_ROUND = 30  # raw bytes on the gRPC port
+REST_PER_ROUND = 300  # raw HTTP requests
+RAW_GRPC_PER_ROUND = 40  # raw bytes on the gRPC port
 COLUMNS = 10
-#: the server's peak RSS may grow at most this much above what it held after loading and one good request
+#: what the REST port may answer: OK, the 4xx of bad input, 501/505 for methods and HTTP versions it does not speak
+#: (never 500, never no answer to a request line)
+REST_STATUSES = {200, 400, 404, 405, 408, 411, 413, 414, 431, 501, 505}
+#: the server's peak RSS (VmHWM) may grow at most this much during the fuzzing (a 21-byte proto expanded to 400 MB once)
 RSS_GROWTH_BOUND_MB = 300
 
 
@@ -125,3 +130,69 @@ def test_every_answer_to_a_malformed_request_line_has_a_status_line(served, line
     assert got == status
     with ImputeClient(target, timeout=30) as client:
         _serves(process, client, mean, rows[:3])
+
+
+# --- the fuzzing ---------------------------------------------------------------------------------
+def _parses(data):
+    try:
+        predict_pb2.PredictRequest.FromString(data)
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.slow
+def test_fuzzed_requests_on_both_ports_get_a_status_and_the_server_keeps_serving(served):
+    process, target, rest_port, mean, rows = served
+    rng = random.Random(SEED)
+    models = ["breast", "gen"]
+    good = rows[:3]
+    client = ImputeClient(target, timeout=30)
+    _serves(process, client, mean, good)
+    rss_mb, peak_before_mb = _kib(process.pid, "VmRSS") / 1024, _kib(process.pid, "VmHWM") / 1024
+    good_request = predict_pb2.PredictRequest()
+    good_request.model_spec.name = "breast"
+    good_request.inputs["x"].CopyFrom(fuzz.good_tensor(3, COLUMNS, rng))
+    good_bytes = good_request.SerializeToString()
+
+    grpc_codes, rest_codes, unexpected = Counter(), Counter(), []
+    raw_grpc = 0
+    started = time.monotonic()
+    with grpc.insecure_channel(target) as channel:
+        for _ in range(ROUNDS):
+            # gRPC: random requests through the stock stub, then mutated serialized ones as raw bytes
+            requests = [fuzz.random_predict_request(rng, models, COLUMNS) for _ in range(GRPC_PER_ROUND)]
+            mutated = [fuzz.mutate(rng, good_bytes) for _ in range(MUTATED_PER_ROUND)]
+            for request, code, details in fuzz.predict_codes(channel, requests, mutated):
+                grpc_codes[code.name] += 1
+                allowed = fuzz.INPUT_ERROR_CODES
+                if isinstance(request, bytes) and not _parses(request):
+                    allowed = allowed | {grpc.StatusCode.INTERNAL}  # grpcio's own answer to a message that does not parse
+                if code not in allowed:
+                    unexpected.append(("grpc", request, code, details))
+            _serves(process, client, mean, good)
+            # REST: raw HTTP requests, each on its own connection
+            for _ in range(REST_PER_ROUND):
+                data = fuzz.random_http_request(rng, models, COLUMNS)
+                status, answer = fuzz.http_exchange(rest_port, data)
+                rest_codes[status] += 1
+                if status not in REST_STATUSES and (status is not None or fuzz.needs_answer(data)):
+                    unexpected.append(("rest", data[:300], status, answer[:300]))
+            _serves(process, client, mean, good)
+            # raw bytes on the gRPC port
+            for _ in range(RAW_GRPC_PER_ROUND):
+                fuzz.raw_exchange(int(target.rsplit(":", 1)[1]), fuzz.random_grpc_bytes(rng, good_bytes))
+                raw_grpc += 1
+            _serves(process, client, mean, good)
+    elapsed = time.monotonic() - started
+    client.close()
+    peak_mb = _kib(process.pid, "VmHWM") / 1024
+    total = sum(grpc_codes.values()) + sum(rest_codes.values()) + raw_grpc
+    print(
+        f"\nfuzz: {total} requests in {elapsed:.1f} s; gRPC {dict(grpc_codes)}; REST {dict(rest_codes)}; raw gRPC bytes {raw_grpc}; "
+        f"server RSS after start {rss_mb:.0f} MB, peak RSS (VmHWM) {peak_before_mb:.0f} MB before the fuzzing, {peak_mb:.0f} MB after"
+    )
+    kinds = Counter((kind, str(code), answer[:80]) for kind, _, code, answer in unexpected)
+    assert not unexpected, f"{len(unexpected)} unexpected answers: {kinds.most_common(20)}; first ones: {unexpected[:5]}"
+    assert grpc_codes["OK"] > 0 and rest_codes[200] > 0  # the fuzz reaches the models, not only the checks
+    assert peak_mb < peak_before_mb + RSS_GROWTH_BOUND_MB, f"peak RSS {peak_mb:.0f} MB, {peak_before_mb:.0f} MB before the fuzzing"
