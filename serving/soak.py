@@ -337,6 +337,10 @@ class Soak:
                     self._note(self.unexpected, kind, f"{type(err).__name__}: {str(err)[:200]}")
                     state.reset_rest()
                 sent[kind] += 1
+                if sum(sent.values()) >= 100:  # hand the counts over now and then, for the progress lines
+                    with self.lock:
+                        self.sent.update(sent)
+                    sent.clear()
         finally:
             state.close()
             with self.lock:
