@@ -20,22 +20,25 @@ N clients' rows/s). It also times the floor that any request pays: ``grpc status
 server that runs no TensorFlow), so the report shows how much of the overhead is transport.
 
 With ``--batching-clients N`` it then runs N concurrent one-row clients (each its own channel) against
-that server (batching off) and against a second server started with ``--enable-batching`` and a
-batching parameters file (``--batching-parameters FILE``, default: `DEFAULT_BATCHING_PARAMETERS`),
-both with the same ``--workers``. Every measurement is bounded in requests and in time
-(``--max-seconds`` each): a loop stops at whichever comes first, and its rows/s counts what it sent.
+a server with batching off and against one started with ``--enable-batching`` and a batching
+parameters file (``--batching-parameters FILE``, default: `DEFAULT_BATCHING_PARAMETERS`); both have
+``--batching-workers`` gRPC threads (default N, so every client's request is in the server at once),
+the batching-off one being the server above when that equals ``--workers``. Every measurement is
+bounded in requests and in time (``--max-seconds`` each): a loop stops at whichever comes first, and
+its rows/s counts what it sent.
 
-With ``--profile PREFIX``, `py-spy record --gil` (``pip install py-spy``) samples the thread holding the
-GIL in each server process while it is measured (the Python work that the server's threads take turns at) (``PREFIX.main.txt``, ``PREFIX.batching.txt``: py-spy's raw collapsed stacks) and the
-top functions by own and cumulative share of the samples are printed. py-spy takes CPU of the same 2
-cores, so the numbers of a profiled run are not the ones to report.
+With ``--profile PREFIX``, `py-spy record --gil` (``pip install py-spy``) samples the thread holding
+the GIL in each server process while it is measured, i.e. the Python work its threads take turns at
+(``PREFIX.main.txt``, ``PREFIX.batching.txt``: py-spy's raw collapsed stacks), and the top functions by
+own and cumulative share of the samples are printed. py-spy takes CPU of the same 2 cores, so the
+numbers of a profiled run are not the ones to report.
 
 Targets on 2 cores (issue #11), printed at the end with met/missed and by how much:
 
 * one row: p50 of Predict (one client) minus p50 of the floor (``grpc status``) <= 1.5x the p50 of the
   in-process signature call;
 * 256 rows: >= 200,000 rows/s from 4 concurrent clients;
-* N one-row clients (``--batching-workers``, default N, server gRPC threads in both runs): with batching on >= 1.5x the rows/s with batching off, and p99 <= 20 ms.
+* N one-row clients: with batching on >= 1.5x the rows/s with batching off, and p99 <= 20 ms.
 """
 import os
 import platform

@@ -134,6 +134,7 @@ class Soak:
     def _kinds(self):
         """{kind: (weight, function(state, rng))}; bad kinds name their expected gRPC code or HTTP status."""
         import grpc
+        from tensorflow_serving.apis import classification_pb2
 
         from serving.tensors import to_tensor_proto
 
@@ -256,7 +257,7 @@ class Soak:
             "wrong_content_size": (code.INVALID_ARGUMENT, lambda s, r: predict(s, {"x": tensor(b"\0" * (4 * width - 4), (1, width))})),
             "huge_declared_shape": (code.RESOURCE_EXHAUSTED, lambda s, r: predict(s, {"x": tensor([1.0], (10**8, width))})),
             "too_many_rows": (code.RESOURCE_EXHAUSTED, lambda s, r: predict(s, {"x": rows_of(r, self.max_rows + 1)})),
-            "classify": (code.UNIMPLEMENTED, lambda s, r: s.client.predictions.Classify(__import__("tensorflow_serving.apis.classification_pb2", fromlist=["x"]).ClassificationRequest(), timeout=30)),
+            "classify": (code.UNIMPLEMENTED, lambda s, r: s.client.predictions.Classify(classification_pb2.ClassificationRequest(), timeout=30)),
         }
         if "impute_with_mask" in self.reference.signatures:
 
