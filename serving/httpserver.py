@@ -127,6 +127,7 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
         self.bytes_received = 0
         self._responded = False
         self._timed_out = False
+        self._body_read = False
         self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""  # until parse_request sets them
         try:
             super().handle_one_request()
@@ -190,13 +191,24 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.deadline = time.monotonic() + self.server.body_timeout
         body = self.rfile.read(length)
+        self._body_read = True
         if len(body) != length:
             self.close_connection = True
             raise HTTPRefusal(HTTPStatus.BAD_REQUEST, f"request body ended after {len(body)} of its {length} bytes")
         return body
 
     # responses --------------------------------------------------------------------------------
+    def _close_if_body_unread(self):
+        """A request answered before its announced body was read (a 404, a bad version) leaves that body in
+        the stream, where it would be read as the next request: such a connection is closed after the answer."""
+        headers = getattr(self, "headers", None)
+        if headers is None or self._body_read:
+            return
+        if headers.get("Transfer-Encoding") or (headers.get("Content-Length") or "0").strip() not in ("", "0"):
+            self.close_connection = True
+
     def send_json(self, status, payload, extra_headers=()):
+        self._close_if_body_unread()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -209,6 +221,7 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
 
     def send_body(self, status, chunks, content_type="application/json"):
         """Send an iterable of byte chunks: whole if small, else streamed without holding it."""
+        self._close_if_body_unread()
         chunks = iter(chunks)
         head, size = [], 0
         for chunk in chunks:  # errors in the first MB still become an error response
