@@ -661,7 +661,13 @@ def main(argv=None, prog="python -m serving.server"):
     parser.add_argument("--rest-port", type=int, default=8501, help="REST port (0 = any free port, -1 = no REST)")
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new or removed versions (0 = never)")
     parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="rows per request above which it is refused")
-    parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help=f"largest gRPC message and REST body accepted (default {DEFAULT_MAX_REQUEST_BYTES}: 64 MiB; TF Serving allows 2 GiB - 1, "
+        "but every worker thread may hold one); above it: RESOURCE_EXHAUSTED (gRPC), 413 (REST)",
+    )
     parser.add_argument("--workers", type=int, default=8, help="gRPC worker threads")
     parser.add_argument(
         "--allow-reload-config",
