@@ -67,12 +67,6 @@ def server(base_path):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with ImputeClient(f"127.0.0.1:{server.grpc_port}") as c:
-        yield c
-
-
 def rest(server, path, body=None, raw=None):
     """(HTTP status, body bytes) of a REST call."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())

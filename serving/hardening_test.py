@@ -67,12 +67,6 @@ def server(base_path):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with ImputeClient(f"127.0.0.1:{server.grpc_port}") as c:
-        yield c
-
-
 def _code(call):
     with pytest.raises(grpc.RpcError) as caught:
         call()
