@@ -1,4 +1,6 @@
-"""Small helpers for the test suite (real tables that need no download, reference baselines)."""
+"""Small helpers for the test suite (real tables that need no download, reference baselines, polling)."""
+import time
+
 import numpy as np
 
 
@@ -42,3 +44,13 @@ def image_example(rows=48, seed=0):
     mask = (np.random.default_rng(seed).random(x.shape) > 0.25).astype(np.float64)
     mask[0] = 1.0
     return x, mask
+
+
+def wait_until(predicate, timeout=30.0, interval=0.05):
+    """Poll `predicate` until it is true or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -4,6 +4,7 @@ Each hostile request is sent to a real server (in-process, 127.0.0.1, free ports
 message are checked, and then a good request must succeed. Timeouts here are 1 s, so every test is
 bounded by a few seconds.
 """
+import functools
 import json
 import os
 import socket
@@ -17,6 +18,7 @@ import pytest
 from tensorflow_serving.apis import model_management_pb2
 
 from keraszoo.sklearn import ZooImputer
+from keraszoo import testing
 from serving.client import ImputeClient
 from serving.export import export
 from serving.server import ImputationServer, make_manager
@@ -26,13 +28,7 @@ WORKERS = 2  # its REST worker threads
 MAX_BYTES = 4 << 20  # its request size limit
 
 
-def wait_until(predicate, timeout=20.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+wait_until = functools.partial(testing.wait_until, timeout=20.0, interval=0.02)  # this file's servers answer fast
 
 
 def make_server(manager, **options):
@@ -209,7 +205,6 @@ def test_oversized_chunked_and_expect_continue_bodies_are_refused_without_readin
     for headers, status, words in cases:
         sock = connect(server)
         try:
-            started = time.monotonic()
             sock.sendall(f"POST /v1/models/m:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())  # no body
             received, closed_after = read_until_closed(sock, 5 * TIMEOUT)
         finally:

@@ -6,7 +6,6 @@ Every server here is in-process on 127.0.0.1 with free ports.
 import json
 import os
 import shutil
-import time
 import tracemalloc
 
 import grpc
@@ -17,6 +16,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from keraszoo.sklearn import ZooImputer
+from keraszoo.testing import wait_until
 from serving.client import ImputeClient
 from serving.export import MAX_DRAWN_VALUES, WARMUP_ROWS, export, next_version, write_models_config
 from serving.server import ImputationServer, make_manager
@@ -25,13 +25,6 @@ MAX_ROWS = 1000
 WIDE = 100  # columns of the generative model: n x rows x WIDE decides the multiple_imputation bound
 
 
-def wait_until(predicate, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

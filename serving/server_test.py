@@ -4,7 +4,6 @@ import os
 import shutil
 import signal
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -15,19 +14,12 @@ import pytest
 from tensorflow_serving.apis import classification_pb2, get_model_metadata_pb2, predict_pb2
 
 from keraszoo.sklearn import ZooImputer
+from keraszoo.testing import wait_until
 from serving.client import ImputeClient
 from serving.export import export
 from serving.server import ImputationServer, make_manager, start_subprocess
 
 
-def wait_until(predicate, timeout=30.0, interval=0.05):
-    """Poll `predicate` until it is true or `timeout` seconds pass; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-4)  # raw scale (values up to ~2500), float32 SavedModel vs float64 transform

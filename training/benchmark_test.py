@@ -141,7 +141,7 @@ def test_default_run_is_gains_protocol_by_hand():
     score, _, missing = benchmark.run_one("mean", {}, truth, 0, 0.2)
     mask = mcar_mask(truth.shape, 0.2, seed=0)
     imputed = np.where(mask == 1, truth, _observed_means(truth, mask))
-    lo, span = truth.min(0), truth.max(0) - truth.min(0)
+    span = truth.max(0) - truth.min(0)
     expected = np.sqrt(np.sum(((1 - mask) * (imputed - truth) / span) ** 2) / np.sum(1 - mask))
     assert score == pytest.approx(expected, rel=1e-6)
     assert missing == pytest.approx(1 - mask.mean(dtype=np.float64), abs=1e-12)
@@ -244,7 +244,7 @@ def test_zscore_mse_equals_a_hand_computation(tmp_path):
     rmse_score = benchmark.run_one("mean", {}, truth, 0, 0.5)[0]
     assert score != pytest.approx(rmse_score**2, rel=1e-3)  # other units, not just the square of the default
     mae = benchmark.run_one("mean", {}, truth, 0, 0.5, {"metric": "mae"})[0]
-    lo, span = truth.min(0), truth.max(0) - truth.min(0)
+    span = truth.max(0) - truth.min(0)
     assert mae == pytest.approx(np.sum((1 - mask) * np.abs(imputed - truth) / span) / np.sum(1 - mask), rel=1e-6)
     text = (tmp_path / "z.md").read_text()
     assert text.startswith("# MSE on UCI tables, 50% MCAR") and "`--metric mse`" in text and "`--norm zscore`" in text
@@ -521,8 +521,9 @@ def test_runs_that_cannot_be_scored_are_refused_in_one_line(toys, argv, message,
     assert last.startswith("python -m training.benchmark: error: ") and message in last, err
 
 
-def test_image_models_get_images_under_mcar_on_an_image_data_set(toys, monkeypatch, tmp_path):
-    """MIWAE's setting (MCAR on MNIST): the image model gets [N, H, W, 1], the others the same rows and mask as before."""
+@pytest.fixture
+def fit_shapes(monkeypatch):
+    """{model name: shape of the X its ZooImputer.fit received}, filled as the benchmark runs."""
     from keraszoo.sklearn import ZooImputer
 
     seen = {}
@@ -533,6 +534,12 @@ def test_image_models_get_images_under_mcar_on_an_image_data_set(toys, monkeypat
         return fit(self, X, y)
 
     monkeypatch.setattr(ZooImputer, "fit", spy_fit)
+    return seen
+
+
+def test_image_models_get_images_under_mcar_on_an_image_data_set(toys, fit_shapes, tmp_path):
+    """MIWAE's setting (MCAR on MNIST): the image model gets [N, H, W, 1], the others the same rows and mask as before."""
+    seen = fit_shapes
     common = ["--datasets", "digits", "--miss-rate", "0.2", "--max-rows", "100", "--seeds", "1", "--quiet"]
     with_images = benchmark.main(["--models", "mean,toy_image_imputer", *common, *TOY_IMAGE_SET, "--output", str(tmp_path / "a.md")])
     assert seen == {"mean": (100, 64), "toy_image_imputer": (100, 8, 8, 1)}
@@ -542,28 +549,21 @@ def test_image_models_get_images_under_mcar_on_an_image_data_set(toys, monkeypat
     assert with_images[("mean", "digits")][0].score == table_only[flat_key][0].score
 
 
-def test_image_model_gets_images_and_is_scored_as_by_hand(toys, monkeypatch, tmp_path):
+def test_image_model_gets_images_and_is_scored_as_by_hand(toys, fit_shapes, monkeypatch, tmp_path):
     import keras
 
     from keraszoo import metrics
     from keraszoo.data import load_dataset
     from keraszoo.sklearn import ZooImputer
 
-    seen = {}
-    fit = ZooImputer.fit
-
-    def spy_fit(self, X, y=None):
-        seen[self.name] = np.shape(X)
-        return fit(self, X, y)
-
-    monkeypatch.setattr(ZooImputer, "fit", spy_fit)
+    seen = fit_shapes
     out = tmp_path / "img.md"
     argv = ["--models", "mean,gain,toy_image_imputer", "--datasets", "digits", "--mechanism", "square", "--max-rows", "100", "--seeds", "1",
             *TOY_IMAGE_SET, "--set", "gain.iterations=2", "--quiet", "--output", str(out)]
     results = benchmark.main(argv)
     # the image model gets [N, H, W, 1]; the classical model and the table-only GAIN rows of H * W pixels, as before
     assert seen == {"toy_image_imputer": (100, 8, 8, 1), "mean": (100, 64), "gain": (100, 64)}
-    monkeypatch.setattr(ZooImputer, "fit", fit)
+    monkeypatch.undo()  # the by-hand fit below is not spied on
 
     images = benchmark.subset_rows(load_dataset("digits").images.astype(np.float64), 100)
     mask = benchmark.draw_mask(images, 0, 0.25, "square")

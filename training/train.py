@@ -460,7 +460,6 @@ def run(args, argv):
     import keras
     import tensorflow as tf
 
-    from keraszoo import metrics
     from keraszoo.models.base import largest_divisor_at_most, make_dataset
     from keraszoo.registry import get_model, get_model_class, model_parameters, model_task
     from keraszoo.sklearn import ZooClassifier, ZooImputer
