@@ -405,6 +405,32 @@ def test_prometheus_metrics_count_requests_by_status_and_time_them(server, clien
     assert_good_requests(server, client, imputer)
 
 
+
+def test_a_request_is_counted_before_its_client_has_the_whole_answer(server, imputer, monkeypatch):
+    """A client that scrapes right after its answer sees that request counted (CI once scraped between
+    the 400's last byte and its count). Recording is slowed down so that the old order fails every time."""
+    _, rows = imputer
+    record = server.metrics.record_request
+
+    def slow_record(*args, **kwargs):
+        time.sleep(0.3)
+        record(*args, **kwargs)
+
+    monkeypatch.setattr(server.metrics, "record_request", slow_record)
+    count = ":tensorflow:serving:request_count"
+    for body, status, code in (
+        ({"instances": [[1.0] * 9]}, 400, "INVALID_ARGUMENT"),  # a whole JSON error body
+        ({"instances": [[float(v) for v in np.nan_to_num(rows[0])]]}, 200, "OK"),  # a predict body
+    ):
+        key = (count, frozenset(dict(model_name="m", status=code).items()))
+
+        def counted(samples):
+            return sum(v for k, v in samples.items() if k[0] == count and key[1] <= k[1])
+
+        before = counted(scrape(server))
+        assert rest(server, "/v1/models/m:predict", body)[0] == status
+        assert counted(scrape(server)) == before + 1, code
+
 # --- request batching ------------------------------------------------------------------------------
 def test_batching_merges_concurrent_one_row_requests_and_answers_each_its_own_rows(base_path, imputer):
     import threading

@@ -207,7 +207,8 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
         if headers.get("Transfer-Encoding") or (headers.get("Content-Length") or "0").strip() not in ("", "0"):
             self.close_connection = True
 
-    def send_json(self, status, payload, extra_headers=()):
+    def send_json(self, status, payload, extra_headers=(), finishing=None):
+        """Send a whole JSON body; `finishing()` (if given) runs just before its bytes go out."""
         self._close_if_body_unread()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -217,10 +218,16 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+        if finishing is not None:
+            finishing()
         self.wfile.write(payload)
 
-    def send_body(self, status, chunks, content_type="application/json"):
-        """Send an iterable of byte chunks: whole if small, else streamed without holding it."""
+    def send_body(self, status, chunks, content_type="application/json", finishing=None):
+        """Send an iterable of byte chunks: whole if small, else streamed without holding it.
+
+        `finishing()` (if given) runs before the body's last bytes go out, so whatever it records
+        (request metrics) is visible to a client as soon as it has read its whole answer.
+        """
         self._close_if_body_unread()
         chunks = iter(chunks)
         head, size = [], 0
@@ -236,6 +243,8 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
+            if finishing is not None:
+                finishing()
             self.wfile.write(b"".join(head))
             return
         chunked = self.request_version == "HTTP/1.1"
@@ -251,6 +260,8 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
             for piece in itertools.chain(head, chunks):
                 if piece:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if finishing is not None:
+                finishing()
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
         except Exception:

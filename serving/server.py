@@ -430,10 +430,20 @@ class RestHandler(BoundedRequestHandler):
             log.exception("REST request %s failed", self.path)
             code = "INTERNAL"
             status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {err}"}
+        recorded = False
+
+        def record():  # once, before the answer's last bytes: a client that has its answer sees it counted
+            nonlocal recorded
+            if not recorded and self._labels is not None and self.server.metrics is not None:
+                recorded = True
+                self.server.metrics.record_request(
+                    "predict", "REST", *self._labels, status=code, seconds=time.perf_counter() - started
+                )
+
         try:
             if isinstance(body, _Chunks):
                 try:
-                    self.send_body(status, body.chunks, body.content_type)
+                    self.send_body(status, body.chunks, body.content_type, finishing=record)
                 except (TimeoutError, ConnectionError):
                     raise
                 except Exception as err:  # formatting failed: an error answer if nothing is sent yet
@@ -441,14 +451,15 @@ class RestHandler(BoundedRequestHandler):
                         raise
                     log.exception("REST request %s failed", self.path)
                     code = "INTERNAL"
-                    self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps({"error": f"internal error: {err}"}).encode())
+                    self.send_json(
+                        HTTPStatus.INTERNAL_SERVER_ERROR,
+                        json.dumps({"error": f"internal error: {err}"}).encode(),
+                        finishing=record,
+                    )
             else:
-                self.send_json(status, json.dumps(body).encode())
+                self.send_json(status, json.dumps(body).encode(), finishing=record)
         finally:
-            if self._labels is not None and self.server.metrics is not None:
-                self.server.metrics.record_request(
-                    "predict", "REST", *self._labels, status=code, seconds=time.perf_counter() - started
-                )
+            record()  # the answer could not be sent in full (client gone, write timeout)
 
     def _get(self, match, version):
         manager = self.server.manager
