@@ -1,3 +1,4 @@
 """All models of the zoo. Importing this package registers each one by name."""
 from keraszoo.models import classical  # noqa: F401
 from keraszoo.models import gain  # noqa: F401
+from keraszoo.models import g2lgn  # noqa: F401

@@ -113,13 +113,7 @@ class GAIN(DeepImputer):
 
     def hint_mask(self, mask):
         """B of the hint mechanism (1 = D is told whether the entry was observed), see `hint_variant`."""
-        if self.hint_variant == "code":
-            return tf.cast(self.random_uniform(tf.shape(mask)) < self.hint_rate, mask.dtype)
-        # The paper: exactly one coordinate per row withheld, chosen uniformly.
-        n_features = tf.shape(mask)[1]
-        withheld = tf.cast(tf.floor(self.random_uniform(tf.shape(mask)[:1]) * tf.cast(n_features, mask.dtype)), tf.int32)
-        withheld = tf.minimum(withheld, n_features - 1)
-        return 1.0 - tf.one_hot(withheld, n_features, dtype=mask.dtype)
+        return hint_mask(mask, self.hint_rate, self.hint_variant, self.random_uniform)
 
     def train_step(self, data):
         x, observed = data
@@ -147,7 +141,7 @@ class GAIN(DeepImputer):
             # Discriminator step on G's current output (G gets no gradient from it).
             with g_tape.stop_recording(), tf.GradientTape() as d_tape:
                 d_logits = self.discriminator(tf.concat([tf.stop_gradient(x_hat), hint], axis=1), training=True)
-                d_loss = tf.reduce_sum(weight * _bce_from_logits(mask, d_logits)) / weight_sum
+                d_loss = tf.reduce_sum(weight * bce_from_logits(mask, d_logits)) / weight_sum
             d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
 
@@ -186,7 +180,23 @@ class GAIN(DeepImputer):
         return config
 
 
-def _bce_from_logits(observed, logits):
+def hint_mask(mask, hint_rate, hint_variant, random_uniform):
+    """GAIN's B for a batch of any example shape (1 = D is told whether the entry was observed).
+
+    "code": B ~ Bernoulli(`hint_rate`) entry by entry (the reference code); "paper": exactly one entry
+    of each example withheld, chosen uniformly (the GAIN paper's section 4). `random_uniform(shape)`
+    draws U(0, 1) (a model's replica-aware `random_uniform`).
+    """
+    if hint_variant == "code":
+        return tf.cast(random_uniform(tf.shape(mask)) < hint_rate, mask.dtype)
+    flat = tf.reshape(mask, [tf.shape(mask)[0], -1])
+    n_entries = tf.shape(flat)[1]
+    withheld = tf.cast(tf.floor(random_uniform(tf.shape(flat)[:1]) * tf.cast(n_entries, mask.dtype)), tf.int32)
+    b = 1.0 - tf.one_hot(tf.minimum(withheld, n_entries - 1), n_entries, dtype=mask.dtype)
+    return tf.reshape(b, tf.shape(mask))
+
+
+def bce_from_logits(observed, logits):
     """-[m log D + (1 - m) log(1 - D)] with D = sigmoid(logits), computed stably.
 
     GAIN's reference code takes log(D + 1e-8) of a sigmoid output; on CPU that formulation produced
