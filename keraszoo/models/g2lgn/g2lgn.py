@@ -312,7 +312,7 @@ class G2LGN(DeepImputer):
     # --- training -------------------------------------------------------------------------------
     def train_step(self, data):
         x, observed = data
-        x = tf.where(observed > 0, x, tf.zeros_like(x))
+        x = x_true = tf.where(observed > 0, x, tf.zeros_like(x))
         mask = observed
         if self.extra_mask_rate > 0:  # hide some observed entries: the losses still see them
             mask = observed * tf.cast(self.random_uniform(tf.shape(observed)) >= self.extra_mask_rate, observed.dtype)
@@ -322,11 +322,10 @@ class G2LGN(DeepImputer):
             hint, weight = b * mask, tf.ones_like(mask)
         else:
             hint, weight = b * mask + 0.5 * (1.0 - b), 1.0 - b
-        x_true = tf.where(observed > 0, data[0], tf.zeros_like(data[0]))
         counts = global_sum(tf.stack([tf.reduce_sum(weight), tf.reduce_sum(observed)]))
         weight_sum, observed_sum = tf.unstack(tf.maximum(counts, 1.0))
-        generator_variables = self._variables("g_optimizer")
-        discriminator_variables = self._variables("d_optimizer")
+        variables = {name: found for name, _, found in self.optimizers_and_variables()}
+        generator_variables, discriminator_variables = variables["g_optimizer"], variables["d_optimizer"]
 
         with tf.GradientTape() as g_tape:
             out = self.complete(x, mask, deterministic=False, training=True)
@@ -376,10 +375,6 @@ class G2LGN(DeepImputer):
             d_loss += tf.reduce_sum(local_weight * bce_from_logits(local_mask, local_logits)) / local_weight_sum
             g_adv += tf.reduce_sum(local_weight * (1.0 - local_mask) * tf.math.softplus(-local_logits)) / local_weight_sum
         return d_loss, g_adv
-
-    def _variables(self, optimizer_name):
-        networks_ = self.optimizer_networks[optimizer_name]
-        return [v for network in networks_ for v in getattr(self, network).trainable_variables]
 
     @classmethod
     def contract_example(cls):
