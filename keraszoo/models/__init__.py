@@ -2,3 +2,5 @@
 from keraszoo.models import classical  # noqa: F401
 from keraszoo.models import gain  # noqa: F401
 from keraszoo.models import g2lgn  # noqa: F401
+from keraszoo.models import misgan  # noqa: F401
+from keraszoo.models import gamin  # noqa: F401

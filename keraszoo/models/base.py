@@ -277,8 +277,8 @@ class DeepImputer(keras.Model):
     def compile(self, **kwargs):
         """Keras's compile, plus the model's optimizers: ``compile(g_optimizer=..., d_optimizer=..., ...)``.
 
-        Each optimizer named in `optimizer_networks` is taken from `kwargs`, or is Adam at its default
-        learning rate; every other argument goes to `keras.Model.compile`.
+        Each optimizer named in `optimizer_networks` is taken from `kwargs`, or is `make_optimizer`'s
+        (Adam) at its default learning rate; every other argument goes to `keras.Model.compile`.
         """
         optimizers = {name: kwargs.pop(name, None) for name in self.optimizer_networks}
         super().compile(**kwargs)
@@ -286,7 +286,7 @@ class DeepImputer(keras.Model):
         object.__setattr__(self, "_max_steps_per_execution", int(kwargs.get("steps_per_execution", 1)))
         rates = self.learning_rates()
         for name, optimizer in optimizers.items():
-            setattr(self, name, optimizer or keras.optimizers.Adam(rates[name]))
+            setattr(self, name, optimizer or self.make_optimizer(name, rates[name]))
 
     def learning_rates(self, learning_rate=None):
         """{optimizer: rate}: the defaults, all set to a float `learning_rate`, or updated from a dict."""

@@ -15,12 +15,13 @@ def gain_reference_init(seed):
     return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal", seed=seed)
 
 
-def mlp(n_inputs, hidden_units, n_outputs, output_activation, seed, name, initializer=keras.initializers.GlorotNormal):
+def mlp(n_inputs, hidden_units, n_outputs, output_activation, seed, name, initializer=keras.initializers.GlorotNormal, output_bias=True):
     """A fully connected network n_inputs -> hidden_units... -> n_outputs, ReLU inside.
 
     `initializer(seed)` makes each layer's kernel initializer (Glorot normal by default), seeded
     `seed`, `seed + 1`, ... layer by layer. Built immediately (its input size is known), so weights
     exist before `fit` — needed to build optimizers up front under a distribution strategy.
+    `output_bias=False` drops the output layer's bias (a WGAN critic's, which no loss can move).
     """
     layers = [keras.Input(shape=(n_inputs,))]
     for i, units in enumerate(hidden_units):
@@ -32,6 +33,7 @@ def mlp(n_inputs, hidden_units, n_outputs, output_activation, seed, name, initia
             n_outputs,
             activation=output_activation,
             kernel_initializer=initializer(seed + len(hidden_units)),
+            use_bias=output_bias,
             name="output",
         )
     )
