@@ -172,7 +172,7 @@ def write(args, results, lines, machine, argv):
     command = "python -m training.g2lgn_mnist " + " ".join(argv)
     with open(args.output, "w") as f:
         f.write("# g2lgn.md Table 2 (MNIST) and Fig. 5\n\n")
-        f.write(f"Command: `{command.strip()}`\n\nMachine: {machine}\n\n")
+        f.write(f"Command: `{command.strip()}`\n\nMachine: {machine}. Date: {time.strftime('%Y-%m-%d')}.\n\n")
         f.write(__doc__.split("\n\n", 2)[2].split("`--grid")[0].strip() + "\n\n")
         f.write("\n".join(lines) + "\n")
     with open(os.path.splitext(args.output)[0] + ".csv", "w") as f:

@@ -16,7 +16,8 @@ Adding a model is a new folder with a subclass that sets a few class attributes 
 * ``train_step(data)``: as in keras-io's DCGAN example (sample, discriminator step, generator step,
   update trackers, return a dict). Divide loss sums by counts over the GLOBAL batch (`global_sum`),
   report `global_sum` of the losses and draw random numbers with `random_uniform`/`random_normal`,
-  so the same step is right on any number of replicas (`keraszoo.distribute`);
+  so the same step is right on any number of replicas (`keraszoo.distribute`); `apply_losses` and
+  `record` do the last two chores for models with several networks (MisGAN, GAMIN);
 * ``impute_batch(x, mask)`` (imputers): the model's value for every entry of a batch, in graph mode
   (the base keeps the observed entries: a model cannot change them); ``sample_batch(x, mask, n)``
   too when the model is `generative` (n draws, [n, batch, ...]);
@@ -342,6 +343,22 @@ class DeepImputer(keras.Model):
         placeholder = getattr(self, "optimizer", None)
         if placeholder is not None and id(placeholder) not in used and not placeholder.built:
             placeholder.build([])
+
+    # --- helpers for train_step -----------------------------------------------------------------
+    @staticmethod
+    def apply_losses(tape, updates):
+        """For each (loss, network, optimizer): its gradients from a persistent `tape`, applied to the network."""
+        for loss, network, optimizer in updates:
+            grads = tape.gradient(loss, network.trainable_variables)
+            optimizer.apply_gradients(zip(grads, network.trainable_variables))
+
+    def record(self, trackers, values):
+        """Update each tracker (a {name: keras.metrics.Mean}) with the GLOBAL-batch value of its entry in
+        `values` (`global_sum` of the replicas' shares) and return the logs dict `train_step` returns."""
+        totals = tf.unstack(global_sum(tf.stack([values[name] for name in trackers])))
+        for tracker, total in zip(trackers.values(), totals):
+            tracker.update_state(total)
+        return {name: tracker.result() for name, tracker in trackers.items()}
 
     def random_uniform(self, shape, minval=0.0, maxval=1.0):
         """`keras.random.uniform` drawn from the model's seed generator, different on every replica.

@@ -93,6 +93,7 @@ flattened image as a table row to run the paper's FC-only MNIST protocol.
 (the losses still see them), as in the zoo's GAIN; off by default.
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keraszoo.models.base import DeepImputer, global_sum
@@ -210,6 +211,8 @@ class G2LGN(DeepImputer):
             candidates, local_shape = regions.table_regions(example_shape[0], self.partitions)
         self.candidate_regions = tf.constant(candidates)
         self.local_shape = tuple(int(s) for s in local_shape)
+        # one region that is the whole example (tables' default, "w/o f_search"): gathers and scatters are identities
+        self.whole_region = candidates.shape[0] == 1 and np.array_equal(candidates[0], np.arange(int(np.prod(example_shape))))
         n, n_local = self.n_features, int(candidates.shape[1])
         # without LIN, f_FC's output is the region's values: one channel per data channel
         guide_channels = self.guide_channels if self.use_lin else (self.local_shape[-1] if image else 1)
@@ -257,19 +260,19 @@ class G2LGN(DeepImputer):
         global_values = self.global_generator(tf.concat([x, mask, (1.0 - mask) * z], axis=channels), training=training)  # eq. 1
         x_hat = mask * x + (1.0 - mask) * global_values  # eq. 2 (read with 1 = observed)
 
-        indices = regions.select_regions(self.candidate_regions, mask)  # eq. 4: f_search
+        indices = self.select(mask)  # eq. 4: f_search
         guide_source = x_hat if self.guide_input == "completed" else self.noise_like(x, 1.0, deterministic)
-        x_cdd = regions.gather_region(guide_source, indices, self.local_shape)
-        local_mask = regions.gather_region(mask, indices, self.local_shape)
+        x_cdd = self.gather(guide_source, indices)
+        local_mask = self.gather(mask, indices)
         epsilon = self.guide(x_cdd, training=training)  # eq. 5: f_FC (and E: its output has the region's shape)
         if self.use_lin:
             x_hat_cdd = tf.concat([epsilon, local_mask], axis=channels)  # eq. 6: C(E(eps), M)
             local_values = self.local_generator(x_hat_cdd, training=training)  # eq. 7: G_l
         else:
             local_values = epsilon  # w/o LIN: IGM's output is the region's imputation
-        local_x = regions.gather_region(x, indices, self.local_shape)
+        local_x = self.gather(x, indices)
         local_completed = local_mask * local_x + (1.0 - local_mask) * local_values
-        completed = regions.scatter_region(x_hat, indices, local_completed)
+        completed = self.scatter(x_hat, indices, local_completed)
         return {
             "global_values": global_values,
             "x_hat": x_hat,
@@ -281,16 +284,30 @@ class G2LGN(DeepImputer):
             "completed": completed,
         }
 
+    def select(self, mask):
+        """eq. 4's f_search: [batch, R] flat indices of each example's region."""
+        if self.whole_region:
+            return tf.tile(self.candidate_regions, [tf.shape(mask)[0], 1])
+        return regions.select_regions(self.candidate_regions, mask)
+
+    def gather(self, t, indices):
+        """Each example's region of `t`, [batch, *local_shape]."""
+        return t if self.whole_region else regions.gather_region(t, indices, self.local_shape)
+
+    def scatter(self, t, indices, local):
+        """`t` with each example's region replaced by `local`."""
+        return local if self.whole_region else regions.scatter_region(t, indices, local)
+
     def discriminate(self, completed, hint, local_completed, indices, training=False):
         """Section 2.3: D_g on the whole example, D_l on the region, fused into one logit per entry."""
         batch = tf.shape(completed)[0]
         global_logits = self.global_discriminator(tf.concat([completed, hint], axis=-1), training=training)
         parts = [tf.reshape(global_logits, [batch, -1])]
         if self.use_lin:
-            local_hint = regions.gather_region(hint, indices, self.local_shape)
+            local_hint = self.gather(hint, indices)
             local_logits = self.local_discriminator(tf.concat([local_completed, local_hint], axis=-1), training=training)
-            parts.append(tf.reshape(regions.scatter_region(tf.zeros_like(completed), indices, local_logits), [batch, -1]))
-        parts.append(tf.reshape(regions.region_indicator(completed, indices), [batch, -1]))
+            parts.append(tf.reshape(self.scatter(tf.zeros_like(completed), indices, local_logits), [batch, -1]))
+        parts.append(tf.reshape((tf.ones_like(completed) if self.whole_region else regions.region_indicator(completed, indices)), [batch, -1]))
         fused = self.fusion(tf.concat(parts, axis=1), training=training)
         return tf.reshape(fused, tf.shape(completed))
 
@@ -337,8 +354,8 @@ class G2LGN(DeepImputer):
             self.d_optimizer.apply_gradients(zip(d_grads, discriminator_variables))
             _, g_adv = self.adversarial_losses(out, mask, hint, weight, weight_sum)  # eq. 10
             global_mse = tf.reduce_sum(tf.square(observed * (x_true - out["global_values"]))) / observed_sum  # eq. 8
-            local_observed = regions.gather_region(observed, out["indices"], self.local_shape)
-            local_true = regions.gather_region(x_true, out["indices"], self.local_shape)
+            local_observed = self.gather(observed, out["indices"])
+            local_true = self.gather(x_true, out["indices"])
             local_count = tf.maximum(global_sum(tf.reduce_sum(local_observed)), 1.0)
             local_mse = tf.reduce_sum(tf.square(local_observed * (local_true - out["local_values"]))) / local_count  # eq. 9's L_obs^l
             g_loss = g_adv + self.alpha * (global_mse + local_mse)  # eq. 11, L_obs weighted by alpha
@@ -368,8 +385,8 @@ class G2LGN(DeepImputer):
         g_adv = tf.reduce_sum(weight * (1.0 - mask) * tf.math.softplus(-logits)) / weight_sum
         if self.use_lin:
             indices, local_mask = out["indices"], out["local_mask"]
-            local_hint = regions.gather_region(hint, indices, self.local_shape)
-            local_weight = regions.gather_region(weight, indices, self.local_shape)
+            local_hint = self.gather(hint, indices)
+            local_weight = self.gather(weight, indices)
             local_logits = self.local_discriminator(tf.concat([out["local_completed"], local_hint], axis=-1), training=True)
             local_weight_sum = tf.maximum(global_sum(tf.reduce_sum(local_weight)), 1.0)
             d_loss += tf.reduce_sum(local_weight * bce_from_logits(local_mask, local_logits)) / local_weight_sum

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keraszoo.models.base import make_dataset
 from keraszoo.models.g2lgn import G2LGN
-from keraszoo.testing import mean_imputation, missing_rmse
+from keraszoo.testing import check_keeps_observed_and_draws_differ, mean_imputation, missing_rmse
 
 ABLATIONS = {
     "w/o LIN": dict(use_lin=False),
@@ -36,16 +36,7 @@ def test_g2lgn_beats_mean_imputation_on_real_table(breast_mcar, trained):
 
 
 def test_observed_entries_unchanged_and_draws_differ(breast_mcar, trained):
-    truth, mask = breast_mcar
-    poisoned = np.where(mask == 1, truth, np.nan)
-    out = trained.impute(poisoned, mask).numpy()
-    np.testing.assert_array_equal(out[mask == 1], truth[mask == 1])
-    np.testing.assert_array_equal(out, trained.impute(truth, mask).numpy())  # deterministic
-    draws = trained.sample_imputations(truth[:40], mask[:40], 3).numpy()
-    assert draws.shape == (3, 40, truth.shape[1])
-    for draw in draws:
-        np.testing.assert_array_equal(draw[mask[:40] == 1], truth[:40][mask[:40] == 1])
-    assert np.std(draws, axis=0)[mask[:40] == 0].max() > 0
+    check_keeps_observed_and_draws_differ(trained, *breast_mcar)
 
 
 def test_lin_imputes_the_selected_region_and_gin_the_rest(breast_mcar):
@@ -150,3 +141,31 @@ def test_g2lgn_learns_digit_images_through_training_train_and_exports(tmp_path):
     assert imputed.shape == (4, 8, 8, 1) and np.isfinite(imputed).all()
     observed = ~np.isnan(images)
     np.testing.assert_array_equal(imputed[observed], images[observed])
+
+
+@pytest.mark.parametrize("shape, params", [((30,), {}), ((30,), dict(discriminator="fused")), ((8, 8, 1), dict(patch_size=8, filters=2))])
+def test_whole_example_shortcut_equals_the_general_region_path(breast_mcar, shape, params):
+    """A single region covering the example skips gathers and scatters; the result is the general path's."""
+    if len(shape) == 3:
+        from keraszoo.testing import image_example
+
+        x, m = image_example(rows=16)
+        x = x / 16.0
+    else:
+        x, m = breast_mcar
+        x, m = x[:16], m[:16]
+    model = G2LGN(seed=4, **params)
+    model.build((None,) + shape)
+    assert model.whole_region
+    x = tf.constant(np.where(m == 1, x, 0.0), tf.float32)
+    m = tf.constant(m, tf.float32)
+    hint = m * 0.5
+    fast = model.complete(x, m, deterministic=True)
+    fast_logits = model.discriminate(fast["completed"], hint, fast["local_completed"], fast["indices"]) if model.discriminator == "fused" else None
+    model.whole_region = False
+    general = model.complete(x, m, deterministic=True)
+    for key in fast:
+        np.testing.assert_allclose(fast[key].numpy(), general[key].numpy(), rtol=1e-6, atol=1e-6, err_msg=key)
+    if fast_logits is not None:
+        general_logits = model.discriminate(general["completed"], hint, general["local_completed"], general["indices"])
+        np.testing.assert_allclose(fast_logits.numpy(), general_logits.numpy(), rtol=1e-6, atol=1e-6)

@@ -159,23 +159,18 @@ class GAMIN(DeepImputer):
             weights = 0.5 * (tf.stop_gradient(tf.nn.softmax(logits, axis=1)) + 1.0 / k)
             mse_hidden = tf.reduce_sum(hidden * tf.reduce_sum(weights * errors, axis=1)) / hidden_sum
             g_loss = g_adversarial + self.alpha * (mse_observed + self.confidence_weight * mse_hidden)
-        for loss, network, optimizer in (
-            (d_loss, self.discriminator, self.d_optimizer),
-            (confidence_loss, self.confidence, self.c_optimizer),
-            (g_loss, self.generator, self.g_optimizer),
-        ):
-            grads = tape.gradient(loss, network.trainable_variables)
-            optimizer.apply_gradients(zip(grads, network.trainable_variables))
-        del tape
-
-        values = dict(
-            d_loss=d_loss, g_loss=g_loss, confidence_loss=confidence_loss, mse_observed=mse_observed, mse_hidden=mse_hidden,
-            confidence_accuracy=tf.reduce_sum(hidden * chose_best) / hidden_sum,
+        self.apply_losses(
+            tape,
+            [(d_loss, self.discriminator, self.d_optimizer), (confidence_loss, self.confidence, self.c_optimizer), (g_loss, self.generator, self.g_optimizer)],
         )
-        totals = tf.unstack(global_sum(tf.stack(list(values.values()))))
-        for name, total in zip(values, totals):
-            self.trackers[name].update_state(total)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        del tape
+        return self.record(
+            self.trackers,
+            dict(
+                d_loss=d_loss, g_loss=g_loss, confidence_loss=confidence_loss, mse_observed=mse_observed, mse_hidden=mse_hidden,
+                confidence_accuracy=tf.reduce_sum(hidden * chose_best) / hidden_sum,
+            ),
+        )
 
     @classmethod
     def contract_example(cls):

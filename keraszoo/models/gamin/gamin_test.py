@@ -3,7 +3,7 @@ import pytest
 
 from keraszoo.models.base import make_dataset
 from keraszoo.models.gamin import GAMIN
-from keraszoo.testing import image_example, mean_imputation, missing_rmse
+from keraszoo.testing import check_keeps_observed_and_draws_differ, image_example, mean_imputation, missing_rmse
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +36,7 @@ def test_single_imputation_is_the_confidence_weighted_mean_of_candidates(breast_
 
 
 def test_observed_entries_unchanged_and_draws_differ(breast_mcar, trained):
-    truth, mask = breast_mcar
-    poisoned = np.where(mask == 1, truth, np.nan)
-    out = trained.impute(poisoned, mask).numpy()
-    np.testing.assert_array_equal(out[mask == 1], truth[mask == 1])
-    draws = trained.sample_imputations(truth[:40], mask[:40], 3).numpy()
-    assert draws.shape == (3, 40, truth.shape[1])
-    for draw in draws:
-        np.testing.assert_array_equal(draw[mask[:40] == 1], truth[:40][mask[:40] == 1])
-    assert np.std(draws, axis=0)[mask[:40] == 0].max() > 0
+    check_keeps_observed_and_draws_differ(trained, *breast_mcar)
 
 
 def test_train_step_updates_every_weight(breast_mcar):

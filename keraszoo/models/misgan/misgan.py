@@ -241,24 +241,23 @@ class MisGAN(DeepImputer):
             completed, output = self.complete(x, mask, self.random_uniform(tf.shape(x)), training=True)
             mse = tf.reduce_sum(mask * tf.square(output - x)) / observed_global
             imputer_loss = -tf.reduce_sum(self.imputer_critic(completed, training=True)) / n_global + self.gamma * mse
-        for loss, network, optimizer in (
-            (mask_generator_loss, self.mask_generator, self.mask_generator_optimizer),
-            (data_generator_loss, self.data_generator, self.data_generator_optimizer),
-            (imputer_loss, self.imputer, self.imputer_optimizer),
-        ):
-            grads = tape.gradient(loss, network.trainable_variables)
-            optimizer.apply_gradients(zip(grads, network.trainable_variables))
-        del tape
-
-        values = dict(
-            data_critic_loss=data_critic_loss, mask_critic_loss=mask_critic_loss, imputer_critic_loss=imputer_critic_loss,
-            data_generator_loss=data_generator_loss, mask_generator_loss=mask_generator_loss, imputer_loss=imputer_loss,
-            mse_observed=mse,
+        self.apply_losses(
+            tape,
+            [
+                (mask_generator_loss, self.mask_generator, self.mask_generator_optimizer),
+                (data_generator_loss, self.data_generator, self.data_generator_optimizer),
+                (imputer_loss, self.imputer, self.imputer_optimizer),
+            ],
         )
-        totals = tf.unstack(global_sum(tf.stack(list(values.values()))))  # global-batch values
-        for name, total in zip(values, totals):
-            self.trackers[name].update_state(total)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        del tape
+        return self.record(
+            self.trackers,
+            dict(
+                data_critic_loss=data_critic_loss, mask_critic_loss=mask_critic_loss, imputer_critic_loss=imputer_critic_loss,
+                data_generator_loss=data_generator_loss, mask_generator_loss=mask_generator_loss, imputer_loss=imputer_loss,
+                mse_observed=mse,
+            ),
+        )
 
     @classmethod
     def contract_example(cls):

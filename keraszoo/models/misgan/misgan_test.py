@@ -4,7 +4,7 @@ import pytest
 from keraszoo.models.base import make_dataset
 from keraszoo.models.misgan import MisGAN
 from keraszoo.models.misgan.networks import spatial_halvings
-from keraszoo.testing import image_example, mean_imputation, missing_rmse
+from keraszoo.testing import check_keeps_observed_and_draws_differ, image_example, mean_imputation, missing_rmse
 
 SMALL = dict(generator_units=[64, 128], critic_units=[128, 64, 32])
 
@@ -32,16 +32,7 @@ def test_misgan_beats_mean_imputation_on_real_table(breast_mcar, trained):
 
 
 def test_observed_entries_unchanged_and_draws_differ(breast_mcar, trained):
-    truth, mask = breast_mcar
-    poisoned = np.where(mask == 1, truth, np.nan)
-    out = trained.impute(poisoned, mask).numpy()
-    np.testing.assert_array_equal(out[mask == 1], truth[mask == 1])
-    np.testing.assert_array_equal(out, trained.impute(truth, mask).numpy())  # deterministic
-    draws = trained.sample_imputations(truth[:40], mask[:40], 3).numpy()
-    assert draws.shape == (3, 40, truth.shape[1])
-    for draw in draws:
-        np.testing.assert_array_equal(draw[mask[:40] == 1], truth[:40][mask[:40] == 1])
-    assert np.std(draws, axis=0)[mask[:40] == 0].max() > 0
+    check_keeps_observed_and_draws_differ(trained, *breast_mcar)
 
 
 def test_generators_draw_data_and_masks_in_range(trained):
