@@ -106,7 +106,7 @@ def complete(label, images, mask, seed, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keraszoo import fid
+    from keraszoo import fid, metrics
     from keraszoo.data import load_dataset
     from keraszoo.data.missingness import mcar_mask
     from training.benchmark import machine_description
@@ -125,8 +125,7 @@ def main(argv=None):
         mask = mcar_mask(images.shape, args.miss_rate, seed=seed)
         for label in args.labels:
             completed, seconds = complete(label, images, mask, seed, args)
-            missing = mask == 0
-            rmse = float(np.sqrt(np.mean((completed[missing] - images[missing]) ** 2)))
+            rmse = metrics.rmse(images, completed, mask, normalize=False)  # pixels are already in [0, 1]
             score = fid.frechet_distance(reference, fid.feature_statistics(fid.lenet_features(lenet, np.clip(completed, 0, 1))))
             results[label].append((rmse, score, seconds))
             print(f"seed {seed} {label:20s} RMSE {rmse:.4f}  FID {score:.4f}  ({seconds:.0f} s)", flush=True)
