@@ -105,6 +105,11 @@ to classifiers. Imputers and classifiers can be mixed in one command: the markdo
 tables for the imputers' metric and a separate set for the classifiers' accuracy (never in one
 column); the ± is the sample std over seeds (ddof = 1) with n, as for the imputers.
 
+Variants: `--models g2lgn,g2lgn:wo_lin --set g2lgn:wo_lin.use_lin=False` runs one registered model
+under several settings in one command (an ablation table): `NAME:LABEL` is model NAME under its own
+`--set NAME:LABEL.PARAM=VALUE` overrides, reported as its own row "NAME:LABEL" on the same masks and
+seeds. Paper columns show the paper's number for plain names only.
+
 Sweeps: `--miss-rates 0.1,0.2,...` runs each rate (`--miss-rate R` is the one-rate form) and
 `--dims 5,10,...` runs on the first d feature columns of each table, in file order (label excluded).
 g2lgn.md Fig. 4 ("RMSE ... on Credit dataset for various dimension numbers") does not say which
@@ -132,6 +137,7 @@ import datetime
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import sys
@@ -207,7 +213,8 @@ def build_parser(prog="python -m training.benchmark"):
     )
     parser.add_argument(
         "--models", default="mean,knn,mice,missforest,matrix,em,gain",
-        help="comma-separated registered model names: imputers (scored by --metric) and/or classifiers (scored by accuracy)",
+        help="comma-separated registered model names: imputers (scored by --metric) and/or classifiers (scored by accuracy); "
+        "NAME:LABEL is a variant of NAME with its own --set NAME:LABEL.PARAM=VALUE (ablations)",
     )
     parser.add_argument("--datasets", default="spam,letter,credit", help="comma-separated dataset names")
     rates = parser.add_mutually_exclusive_group()
@@ -278,8 +285,11 @@ def parse_args(argv=None, prog="python -m training.benchmark"):
         parser.error(f"--models and --datasets need at least one name; registered models: {', '.join(keraszoo.list_models())}; "
                      f"datasets: {', '.join(list_datasets())}")
     for name in args.models:
-        if name not in keraszoo.list_models():
-            parser.error(f"unknown model {name!r}; registered models: {', '.join(keraszoo.list_models())}")
+        base, colon, label = name.partition(":")
+        if base not in keraszoo.list_models():
+            parser.error(f"unknown model {base!r}; registered models: {', '.join(keraszoo.list_models())}")
+        if colon and not re.fullmatch(r"[A-Za-z0-9_-]+", label):
+            parser.error(f"a variant is NAME:LABEL with LABEL of letters, digits, '_' or '-', got {name!r}")
     for name in args.datasets:
         if name not in list_datasets():
             parser.error(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
@@ -312,7 +322,7 @@ def _check_model_kinds(parser, args):
     a classifier under the transductive protocol, an image-only model without images."""
     from keraszoo.registry import model_task
 
-    args.classifiers = [m for m in args.models if model_task(m) == "classify"]
+    args.classifiers = [m for m in args.models if model_task(registered_name(m)) == "classify"]
     if args.classifiers and args.protocol == "transductive":
         parser.error(
             f"--protocol transductive would score classifier(s) {', '.join(args.classifiers)} on the rows they were fitted on "
@@ -330,7 +340,12 @@ def image_only_models(args):
     """The deep models among --models that take images and no tables."""
     from keraszoo.registry import get_model_class, is_deep
 
-    return [m for m in args.models if is_deep(m) and "table" not in get_model_class(m).example_kinds]
+    return [m for m in args.models if is_deep(registered_name(m)) and "table" not in get_model_class(registered_name(m)).example_kinds]
+
+
+def registered_name(model):
+    """The registered model behind a --models entry: NAME for both NAME and a variant NAME:LABEL."""
+    return model.partition(":")[0]
 
 
 def imputers_of(args):
@@ -936,7 +951,7 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
     if args.dims == [None]:
         columns = "Every column of each table is used (label column excluded)"
         if s["mechanism"] in IMAGE_MECHANISMS:
-            image_models = [m for m in args.models if takes_images(m)]
+            image_models = [m for m in args.models if takes_images(registered_name(m))]
             others = [m for m in args.models if m not in image_models]
             columns = "Every pixel of each image is used; " + "; ".join(
                 part for part in (
@@ -1234,10 +1249,10 @@ def main(argv=None, prog="python -m training.benchmark"):
         try:
             if classify:
                 score, seconds, missing = run_classifier(
-                    model, args.overrides[model], tables[dataset], labels[dataset], seed, rate, settings, dims, dataset
+                    registered_name(model), args.overrides[model], tables[dataset], labels[dataset], seed, rate, settings, dims, dataset
                 )
             else:
-                score, seconds, missing = run_one(model, args.overrides[model], tables[dataset], seed, rate, settings, dims, dataset)
+                score, seconds, missing = run_one(registered_name(model), args.overrides[model], tables[dataset], seed, rate, settings, dims, dataset)
         except ImputationInputError as err:  # e.g. a pixel missing in every image of a small --max-rows subset
             progress.close()
             raise SystemExit(f"python -m training.benchmark: error: run {label}: {err}") from err

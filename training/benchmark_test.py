@@ -83,6 +83,10 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
         (["--miss-rate", "0.2", "--miss-rates", "0.1,0.2"], ["not allowed with argument"]),
         (["--dims", "5,x"], ["--dims expects comma-separated whole numbers"]),
         (["--dims", "0,5"], ["--dims must each be at least 1, got 0"]),
+        (["--models", "knn:k 1"], ["a variant is NAME:LABEL with LABEL of letters, digits", "'knn:k 1'"]),
+        (["--models", "knn:"], ["a variant is NAME:LABEL"]),
+        (["--models", "knnx:k1"], ["unknown model 'knnx'"]),
+        (["--models", "knn", "--set", "knn:k1.n_neighbors=1"], ["--set expects MODEL.PARAM=VALUE with MODEL among --models"]),
     ],
 )
 def test_bad_arguments_say_what_is_valid(argv, messages, capsys):
@@ -90,6 +94,20 @@ def test_bad_arguments_say_what_is_valid(argv, messages, capsys):
         benchmark.parse_args(argv)
     err = capsys.readouterr().err
     assert all(m in err for m in messages), err
+
+
+def test_variants_of_one_model_are_rows_of_their_own_with_their_own_parameters(tmp_path):
+    output = tmp_path / "variants.md"
+    argv = ["--models", "knn,knn:k1,knn:k20", "--datasets", "breast", "--seeds", "2", "--quiet", "--output", str(output)]
+    results = benchmark.main(argv + ["--set", "knn:k1.n_neighbors=1", "--set", "knn:k20.n_neighbors=20"])
+    truth = _breast()
+    for label, params in (("knn", {}), ("knn:k1", {"n_neighbors": 1}), ("knn:k20", {"n_neighbors": 20})):
+        by_hand = [benchmark.run_one("knn", params, truth, seed, 0.2)[0] for seed in range(2)]
+        assert [r.score for r in results[(label, "breast")]] == pytest.approx(by_hand, rel=1e-9), label
+    assert len({results[(label, "breast")][0].score for label in ("knn", "knn:k1", "knn:k20")}) == 3
+    text = output.read_text()
+    assert "| knn:k1 |" in text and "| knn:k20 |" in text
+    assert [row.split(",")[0] for row in (tmp_path / "variants.csv").read_text().splitlines()[1:]].count("knn:k1") == 2
 
 
 def test_too_many_dims_fails_before_any_run(tmp_path, capsys):
