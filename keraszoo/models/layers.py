@@ -38,3 +38,11 @@ def mlp(n_inputs, hidden_units, n_outputs, output_activation, seed, name, initia
         )
     )
     return keras.Sequential(layers, name=name)
+
+
+def spatial_halvings(height, width, most=2):
+    """How many stride-2 steps both sides allow (28 -> 2: 7x7 at the bottom, 8 -> 2, odd sizes -> 0)."""
+    halvings = 0
+    while halvings < most and height % 2 == 0 and width % 2 == 0:
+        height, width, halvings = height // 2, width // 2, halvings + 1
+    return halvings

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from keraszoo.models.base import make_dataset
+from keraszoo.models.layers import spatial_halvings
 from keraszoo.models.misgan import MisGAN
-from keraszoo.models.misgan.networks import spatial_halvings
 from keraszoo.testing import check_keeps_observed_and_draws_differ, image_example, mean_imputation, missing_rmse
 
 SMALL = dict(generator_units=[64, 128], critic_units=[128, 64, 32])

@@ -6,19 +6,11 @@ reproducible. Kernels use Keras's default Glorot uniform, not PyTorch's default 
 """
 import keras
 
-from keraszoo.models.layers import mlp
+from keraszoo.models.layers import mlp, spatial_halvings
 
 
 def _glorot(seed):
     return keras.initializers.GlorotUniform(seed)
-
-
-def spatial_halvings(height, width, most=2):
-    """How many stride-2 steps both sides allow (28 -> 2: 7x7 at the bottom, 8 -> 2, odd sizes -> 0)."""
-    halvings = 0
-    while halvings < most and height % 2 == 0 and width % 2 == 0:
-        height, width, halvings = height // 2, width // 2, halvings + 1
-    return halvings
 
 
 def table_generator(latent_dim, n_features, hidden, seed, name):
