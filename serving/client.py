@@ -73,6 +73,18 @@ class ImputeClient:
         )
         return to_numpy(response.outputs["imputations"])
 
+    def log_likelihood(self, model, rows, samples=1000, version=None, version_label=None):
+        """Estimated log-density of each row's observed entries (NaN = missing), [rows] (density models, e.g. MIWAE)."""
+        values, _ = _as_rows(rows)
+        response = self.predict(
+            model,
+            {"x": values, "samples": np.asarray(int(samples), dtype=np.int32)},
+            signature="log_likelihood",
+            version=version,
+            version_label=version_label,
+        )
+        return to_numpy(response.outputs["log_likelihood"])
+
     def predict(self, model, inputs, signature="serving_default", version=None, version_label=None):
         """A raw Predict call: `inputs` maps input names to numpy arrays; returns the PredictResponse."""
         request = predict_pb2.PredictRequest()

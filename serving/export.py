@@ -8,7 +8,12 @@ Signatures (inputs and outputs float32, raw scale — the imputer's min-max scal
 * ``serving_default(x)`` -> ``{"imputed": ...}``: ``x`` [None, D] (tables) or [None, H, W, C] (images)
   with NaN marking missing values;
 * ``impute_with_mask(x, mask)`` -> ``{"imputed": ...}``: ``mask`` 1 = observed, 0 = missing;
-* ``multiple_imputation(x, n)`` -> ``{"imputations": [n, None, ...]}`` (generative models only).
+* ``multiple_imputation(x, n)`` -> ``{"imputations": [n, None, ...]}`` (generative models only);
+* ``log_likelihood(x, samples)`` -> ``{"log_likelihood": [None]}`` (density models only, e.g. MIWAE):
+  the estimated log-density of each row's observed entries in the raw units of `x` (nats): the model's
+  estimate in scaled units minus Σ log(range) over the row's observed entries, the min-max scaling's
+  Jacobian (constant columns, scaled by 1, add nothing); `samples` is the model's Monte-Carlo budget
+  (MIWAE's K), at most MAX_LIKELIHOOD_SAMPLES, and samples x rows at most MAX_LIKELIHOOD_DRAWS.
 
 Classifiers (`keraszoo.sklearn.ZooClassifier`) export ``predict(x)`` (also ``serving_default``) and
 ``predict_with_mask(x, mask)`` -> ``{"probabilities": [None, n_classes]}`` (columns in the order of
@@ -63,6 +68,10 @@ MAX_DRAWN_ROWS = 500_000
 #: 25 million float32 = 100 MB of output (plus the same again while it is unscaled and copied out).
 #: The row bound alone let a request draw ~1.9 GB on a 30-column table and ~50 GB on MNIST (784).
 MAX_DRAWN_VALUES = 25_000_000
+#: the most Monte-Carlo samples per row one `log_likelihood` call may ask for, and samples x rows per call
+#: (each sample is a decoder evaluation: the bound is on compute, the output being one value per row).
+MAX_LIKELIHOOD_SAMPLES = 100_000
+MAX_LIKELIHOOD_DRAWS = 20_000_000
 #: model names export accepts: a folder name, a REST path segment and a config string that need no escaping.
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 #: warm-up requests written per signature, with these many rows each.
@@ -144,6 +153,24 @@ class _ImputerModule(tf.Module):
         unscale = lambda draw: self._unscaled(x, mask, draw)  # noqa: E731
         return {"imputations": tf.map_fn(unscale, draws, fn_output_signature=tf.float32)}
 
+    def log_likelihood(self, x, samples):
+        in_range = tf.logical_and(samples >= 1, samples <= MAX_LIKELIHOOD_SAMPLES)
+        draws = tf.cast(samples, tf.int64) * tf.cast(tf.shape(x)[0], tf.int64)
+        checks = [
+            tf.debugging.Assert(in_range, [f"samples must be in [1, {MAX_LIKELIHOOD_SAMPLES}]"]),
+            tf.debugging.Assert(draws <= MAX_LIKELIHOOD_DRAWS, [f"samples x rows must be at most {MAX_LIKELIHOOD_DRAWS}: send fewer rows or samples"]),
+        ]
+        with tf.control_dependencies(checks):
+            samples = tf.identity(samples)
+        mask = _observed(x)
+        x = self._checked(x, mask)
+        scaled, model_mask = self._scaled(x, mask)
+        scaled_log_p = self._functions["log_likelihood"](scaled, model_mask, samples)
+        # p_raw(x°) = p_scaled(x°) / Π range over the observed entries (x_scaled = (x − min) / range)
+        log_range = tf.where(self.constant_columns, tf.zeros_like(self.data_range), tf.math.log(self.data_range))
+        jacobian = tf.reduce_sum(tf.reshape(tf.cast(mask, tf.float64) * log_range, [tf.shape(x)[0], -1]), axis=1)
+        return {"log_likelihood": tf.cast(tf.cast(scaled_log_p, tf.float64) - jacobian, tf.float32)}
+
     def predict_with_mask(self, x, mask):
         x = self._checked(x, mask)
         scaled, model_mask = self._scaled(x, mask)
@@ -176,6 +203,10 @@ def _model_functions(model):
                     return chunked_rows(lambda a, b: model._sample_graph(a, b, n), [s, m], tf.cast(chunk, tf.int32), axis=1)
 
                 functions["sample"] = sample
+            if model.density:
+                functions["log_likelihood"] = lambda s, m, k: chunked_rows(
+                    lambda a, b: model._log_likelihood_graph(a, b, k), [s, m], model.rows_per_chunk()
+                )
         return model.variables, functions
     if model.exportable():
         return [], {"impute": model.tf_impute}
@@ -227,6 +258,10 @@ def export(imputer, base_path, name, version=None):
             signatures["multiple_imputation"] = tf.function(
                 module.multiple_imputation, input_signature=[x_spec, tf.TensorSpec([], tf.int32, name="n")]
             )
+        if "log_likelihood" in functions:
+            signatures["log_likelihood"] = tf.function(
+                module.log_likelihood, input_signature=[x_spec, tf.TensorSpec([], tf.int32, name="samples")]
+            )
     path = os.path.join(base_path, name, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists: TF Serving versions are immutable, export a new version number")
@@ -255,7 +290,7 @@ def write_warmup_requests(saved_model_dir, name, signatures, data_min, data_rang
 
     A TFRecord of `PredictionLog` protos (each a `predict_log` holding a PredictRequest), one per
     signature and size in WARMUP_ROWS: rows inside the fitted range, about one value in five missing
-    (NaN in `x`, 0 in `mask`); `n` = 2 draws. Far below TF Serving's limit of 1,000 records.
+    (NaN in `x`, 0 in `mask`); `n` = 2 draws, `samples` = 2. Far below TF Serving's limit of 1,000 records.
     """
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -270,7 +305,7 @@ def write_warmup_requests(saved_model_dir, name, signatures, data_min, data_rang
     with tf.io.TFRecordWriter(path) as writer:
         for signature_name, function in sorted(signatures.items()):
             keys = {spec.name for spec in function.input_signature}
-            if not keys <= {"x", "mask", "n"} or "x" not in keys:
+            if not keys <= {"x", "mask", "n", "samples"} or "x" not in keys:
                 continue  # inputs this writer cannot fill: no warm-up for that signature rather than a failing one
             for rows in WARMUP_ROWS:
                 x = (low + rng.random((rows, *input_shape)) * span).astype(np.float32)
@@ -283,8 +318,9 @@ def write_warmup_requests(saved_model_dir, name, signatures, data_min, data_rang
                     request.inputs["mask"].CopyFrom(to_tensor_proto(mask))
                 else:
                     request.inputs["x"].CopyFrom(to_tensor_proto(np.where(mask > 0, x, np.float32(np.nan))))
-                if "n" in keys:
-                    request.inputs["n"].CopyFrom(to_tensor_proto(np.int32(2)))
+                for scalar in ("n", "samples"):
+                    if scalar in keys:
+                        request.inputs[scalar].CopyFrom(to_tensor_proto(np.int32(2)))
                 log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
                 writer.write(log.SerializeToString())
     return path

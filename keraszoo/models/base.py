@@ -26,7 +26,9 @@ Adding a model is a new folder with a subclass that sets a few class attributes 
 
 and declares ``optimizer_networks`` ({optimizer attribute: network attribute(s) it trains}) with
 ``default_learning_rates`` ({optimizer attribute: rate}): the base's `compile` and `compile_default`
-make one Adam per optimizer from them, each at its own rate. Optional hooks: ``fit_rounds`` (training
+make one Adam per optimizer from them, each at its own rate. Optional hooks: ``log_likelihood_batch(x,
+mask, samples)`` for density models (`density = True`: MIWAE, the flows), the log-likelihood of each
+row's observed entries in scaled units, exported as the ``log_likelihood`` signature; ``fit_rounds`` (training
 in rounds that re-impute the training table, as EMFlow and MCFlow do), ``values_per_row`` (the memory
 hint that bounds the rows imputed at once), ``contract_example`` (the small example, with non-default
 parameters, that `keraszoo.testing.contract` checks every registered model on).
@@ -216,6 +218,8 @@ class DeepImputer(keras.Model):
     default_steps_per_execution = 50
     #: float32 values held per example value while imputing (the default memory hint, `values_per_row`).
     imputation_cost = 8
+    #: whether `log_likelihood_batch` estimates log p(x°) of a row's observed entries (exported as `log_likelihood`).
+    density = False
 
     def __init__(self, seed=0, **kwargs):
         super().__init__(**kwargs)
@@ -403,6 +407,11 @@ class DeepImputer(keras.Model):
         """Class probabilities [batch, n_classes] (classifiers). Graph mode."""
         raise NotImplementedError(f"{type(self).__name__} is not a classifier")
 
+    def log_likelihood_batch(self, x, mask, samples):
+        """log p(x°) of each row's observed entries, [batch], in the model's scaled units; `samples` is the
+        Monte-Carlo budget of models that estimate it (MIWAE's K). Graph mode (density models)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a density model")
+
     def values_per_row(self, draws=1):
         """About how many float32 values imputing one row keeps in memory (`draws` imputations of it).
 
@@ -434,6 +443,9 @@ class DeepImputer(keras.Model):
     def _proba_graph(self, x, mask):
         return self.predict_proba_batch(tf.where(mask > 0, x, tf.zeros_like(x)), mask)
 
+    def _log_likelihood_graph(self, x, mask, samples):
+        return self.log_likelihood_batch(tf.where(mask > 0, x, tf.zeros_like(x)), mask, samples)
+
     def impute(self, x, mask):
         """Single imputation of `x` [rows, *example_shape] (1 = observed in `mask`); observed entries unchanged.
 
@@ -464,6 +476,20 @@ class DeepImputer(keras.Model):
             return self._proba_graph(x, mask)
         x, mask = self._check_inputs(x, mask)
         return self._chunked(self._proba_fn, x, mask, self.rows_per_chunk(), axis=0)
+
+    def log_likelihood(self, x, mask, samples=1000):
+        """Estimated log-likelihood of each row's observed entries (nats, in the model's scaled units), [rows].
+
+        Density models only (`density`); `samples` is the Monte-Carlo budget of an estimating model
+        (MIWAE: eq. 3's K, a lower bound on average that tightens as it grows). Chunked as `impute`.
+        """
+        if not self.density:
+            raise NotImplementedError(f"{type(self).__name__} is not a density model")
+        if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+            raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        x, mask = self._check_inputs(x, mask)
+        fn = tf.function(lambda a, b: self._log_likelihood_graph(a, b, tf.constant(int(samples))))
+        return self._chunked(fn, x, mask, self.rows_per_chunk(), axis=0)
 
     def _require_task(self, task):
         if self.task != task:
