@@ -44,13 +44,19 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from keraszoo.models.base import DeepImputer, global_sum
 from keraszoo.models.miwae import networks
 from keraszoo.registry import register_model
 
-tfd = tfp.distributions
+
+def distributions():
+    """`tfp.distributions`, imported on first use: TFP adds about a second to every process that imports
+    the zoo (its CLI, the server), most of which never build a MIWAE."""
+    import tensorflow_probability as tfp
+
+    return tfp.distributions
+
 
 #: raw parameters per entry of each observation model.
 OBSERVATION_PARAMS = {"gaussian": 2, "studentt": 3, "bernoulli": 1}
@@ -184,6 +190,7 @@ class MIWAE(DeepImputer):
         lead = tf.shape(z)[:-1]
         params = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
         params = tf.reshape(params, tf.concat([lead, self.example_shape, [OBSERVATION_PARAMS[self.observation]]], axis=0))
+        tfd = distributions()
         if self.observation == "bernoulli":
             return tfd.Bernoulli(logits=params[..., 0], dtype=z.dtype)
         loc, scale = params[..., 0], tf.math.softplus(params[..., 1]) + SCALE_FLOOR
@@ -199,6 +206,7 @@ class MIWAE(DeepImputer):
         log p_θ(x°|z) [c, batch], p_θ(x | z))."""
         observed = self.observation_model(z, training=training)
         log_px = tf.reduce_sum(mask[None] * observed.log_prob(x[None]), axis=self._example_axes(2))
+        tfd = distributions()
         log_prior = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(z), axis=-1)
         log_q = tf.reduce_sum(tfd.Normal(mean[None], scale[None]).log_prob(z), axis=-1)
         return log_px + log_prior - log_q, log_px, observed
