@@ -144,8 +144,7 @@ class _ImputerModule(tf.Module):
                 [f"n x rows x values per row must be at most {MAX_DRAWN_VALUES}: send fewer rows or draws"],
             ),
         ]
-        with tf.control_dependencies(checks):
-            n = tf.identity(n)
+        n = _after(checks, n)
         mask = _observed(x)
         x = self._checked(x, mask)
         scaled, model_mask = self._scaled(x, mask)
@@ -160,8 +159,7 @@ class _ImputerModule(tf.Module):
             tf.debugging.Assert(in_range, [f"samples must be in [1, {MAX_LIKELIHOOD_SAMPLES}]"]),
             tf.debugging.Assert(draws <= MAX_LIKELIHOOD_DRAWS, [f"samples x rows must be at most {MAX_LIKELIHOOD_DRAWS}: send fewer rows or samples"]),
         ]
-        with tf.control_dependencies(checks):
-            samples = tf.identity(samples)
+        samples = _after(checks, samples)
         mask = _observed(x)
         x = self._checked(x, mask)
         scaled, model_mask = self._scaled(x, mask)
@@ -178,6 +176,12 @@ class _ImputerModule(tf.Module):
 
     def predict(self, x):
         return self.predict_with_mask(x, _observed(x))
+
+
+def _after(checks, value):
+    """`value`, computed only once the in-graph `checks` (tf.debugging.Assert ops) have passed."""
+    with tf.control_dependencies(checks):
+        return tf.identity(value)
 
 
 def _observed(x):
