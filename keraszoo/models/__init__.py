@@ -5,3 +5,4 @@ from keraszoo.models import g2lgn  # noqa: F401
 from keraszoo.models import misgan  # noqa: F401
 from keraszoo.models import gamin  # noqa: F401
 from keraszoo.models import miwae  # noqa: F401
+from keraszoo.models import notmiwae  # noqa: F401

@@ -277,18 +277,27 @@ class MIWAE(DeepImputer):
         _, _, chosen = tf.while_loop(lambda i, *_: i < n_chunks, body, start)
         return self.sample_observation(self.observation_model(chosen))
 
-    def sample_observation(self, observed):
-        """One draw of x from `observed` (a `tfd` distribution) with the model's seed generator."""
+    def sample_observation(self, observed, seed=None):
+        """One draw of x from `observed` (a `tfd` distribution), reparametrised for the Gaussian and the
+        Student-t: from the model's seed generator, or, given `seed` (int32 [2]), stateless, so that the
+        same call draws the same values."""
         shape = tf.shape(observed.mean())
+        if seed is None:
+            uniform, normal = self.random_uniform, self.random_normal
+            gamma_seed = tf.cast(self.random_uniform([2], 0.0, 2.0**31 - 1.0), tf.int32)
+        else:
+            seeds = tf.random.experimental.stateless_split(seed, 3)
+            uniform = lambda s: tf.random.stateless_uniform(s, seeds[0], dtype=observed.dtype)
+            normal = lambda s: tf.random.stateless_normal(s, seeds[1], dtype=observed.dtype)
+            gamma_seed = seeds[2]
         if self.observation == "bernoulli":
-            return tf.cast(self.random_uniform(shape) < observed.probs_parameter(), observed.dtype)
-        normal = self.random_normal(shape)
+            return tf.cast(uniform(shape) < observed.probs_parameter(), observed.dtype)
+        noise = normal(shape)
         if self.observation == "gaussian":
-            return observed.loc + observed.scale * normal
-        # Student-t: N(0, 1) / sqrt(Gamma(df/2, rate=1/2)/df); the Gamma draw from a seed of the generator
-        seed = tf.cast(self.random_uniform([2], 0.0, 2.0**31 - 1.0), tf.int32)
-        chi2 = tf.random.stateless_gamma(shape, seed=seed, alpha=0.5 * observed.df, beta=0.5, dtype=normal.dtype)
-        return observed.loc + observed.scale * normal / tf.sqrt(chi2 / observed.df)
+            return observed.loc + observed.scale * noise
+        # Student-t: N(0, 1) / sqrt(Gamma(df/2, rate=1/2)/df); the Gamma draw has implicit reparametrisation gradients
+        chi2 = tf.random.stateless_gamma(shape, seed=gamma_seed, alpha=0.5 * observed.df, beta=0.5, dtype=noise.dtype)
+        return observed.loc + observed.scale * noise / tf.sqrt(chi2 / observed.df)
 
     def values_per_row(self, draws=1):
         # per importance chunk: the decoder's parameters (and a few copies of them) for every entry, the
