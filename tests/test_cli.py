@@ -208,6 +208,24 @@ def test_models_shows_each_models_own_training_parameters():
     assert "training" not in cli._model_line("mean", object, {}, deep=False)
 
 
+def test_demo_runs_end_to_end_in_a_fresh_process_with_no_tensorflow_noise(tmp_path):
+    """`make demo` as a new user sees it: a fresh interpreter, TensorFlow's log variables unset."""
+    from training import demo
+
+    done = run([sys.executable, "-m", "training.demo", "--iterations", "100", "--save-dir", "gain", "--serving-dir", "serving"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not noise(done), noise(done)
+    out = done.stdout
+    # the RMSE table: "model  fitted  unseen  seconds", one row per demo model
+    rows = [line.split() for line in out.split("lower is better):", 1)[1].splitlines()[3 : 3 + len(demo.DEMO_MODELS)]]
+    table = {row[0]: [float(v) for v in row[1:]] for row in rows}
+    assert set(table) == set(demo.DEMO_MODELS), out
+    assert table["knn"][1] < table["mean"][1], table
+    assert "imputed by the loaded model" in out and (tmp_path / "gain" / "model.keras").exists()
+    assert "over gRPC" in out and "over REST" in out and "stopped the server" in out
+    assert (tmp_path / "serving" / "gain_breast" / "1" / "saved_model.pb").exists()
+
+
 def test_demo_help_is_quiet(tmp_path):
     done = run([sys.executable, "-m", "training.demo", "--help"], tmp_path, check=True)
     assert "--verbose" in done.stdout and not noise(done)

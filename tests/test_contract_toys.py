@@ -11,21 +11,23 @@ import pytest
 import tensorflow as tf
 
 from keraszoo import contract, registry
-from keraszoo.models.base import DeepClassifier, DeepImputer, global_sum
+from keraszoo.models.base import DeepClassifier, DeepImputer, global_sum, merge_histories
 
 
 class ToyImageImputer(DeepImputer):
-    """Two 3x3 convolutions over (image with noise at missing pixels, mask); learns by hiding observed pixels."""
+    """Two 3x3 convolutions over (image with noise at missing pixels, mask); learns by hiding observed pixels.
+    Trains in `rounds` rounds, re-imputing the training images between them (EMFlow's and MCFlow's shape)."""
 
     example_kinds = ("image",)
     generative = True
     optimizer_networks = {"optimizer_net": "net"}
     default_learning_rates = {"optimizer_net": 3e-3}
 
-    def __init__(self, filters=8, noise_scale=0.2, seed=0, **kwargs):
+    def __init__(self, filters=8, noise_scale=0.2, rounds=1, seed=0, **kwargs):
         super().__init__(seed=seed, **kwargs)
         self.filters = int(filters)
         self.noise_scale = float(noise_scale)
+        self.rounds = int(rounds)
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
     def build_networks(self, example_shape):
@@ -53,6 +55,18 @@ class ToyImageImputer(DeepImputer):
         draw = lambda _: self.complete(x, mask, self.random_uniform(tf.shape(x), 0.0, self.noise_scale))  # noqa: E731
         return tf.map_fn(draw, tf.range(n), fn_output_signature=x.dtype)
 
+    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, callbacks=None, verbose=0):
+        ends = sorted({max(1, round(epochs * (r + 1) / self.rounds)) for r in range(self.rounds)})
+        histories, start = [], 0
+        for end in ends:
+            completed = np.asarray(self.impute(x, mask)) if histories else x  # re-impute between rounds
+            history = self.fit(make_dataset(completed, mask), initial_epoch=start, epochs=end, steps_per_epoch=steps_per_epoch,
+                               shuffle=False, verbose=verbose, callbacks=callbacks)
+            history.history["round"] = [len(histories)] * len(history.epoch)
+            histories.append(history)
+            start = end
+        return merge_histories(histories)
+
     def train_step(self, data):
         x, observed = data
         shown = observed * tf.cast(self.random_uniform(tf.shape(observed)) > 0.3, observed.dtype)
@@ -71,10 +85,10 @@ class ToyImageImputer(DeepImputer):
         from keraszoo.testing import image_example
 
         x, mask = image_example()
-        return {"x": x, "mask": mask, "params": {"filters": 5, "noise_scale": 0.3, "seed": 2}, "fit": {"iterations": 30, "batch_size": 16}}
+        return {"x": x, "mask": mask, "params": {"filters": 5, "noise_scale": 0.3, "rounds": 2, "seed": 2}, "fit": {"iterations": 30, "batch_size": 16}}
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "noise_scale": self.noise_scale}
+        return {**super().get_config(), "filters": self.filters, "noise_scale": self.noise_scale, "rounds": self.rounds}
 
 
 class ToyClassifier(DeepClassifier):
@@ -172,7 +186,7 @@ def trained_toys(tmp_path_factory):
     export_dir = str(base / "serving")
     image = _train(
         ["--model", "toy_image_imputer", "--dataset", "digits", "--mechanism", "mcar", "--epochs", "8", "--batch-size", "32",
-         "--logdir", str(base / "image"), "--export", export_dir]
+         "--set", "rounds=2", "--logdir", str(base / "image"), "--export", export_dir]
     )
     classifier = _train(
         ["--model", "toy_classifier", "--dataset", "breast", "--epochs", "4", "--batch-size", "16",
@@ -186,6 +200,23 @@ def test_image_imputer_trains_through_training_train_on_images(trained_toys):
     assert "1438 examples of 8x8x1" in out, out  # digits as [rows, 8, 8, 1], not flattened
     assert summary["val_rmse"] < summary["mean_imputation_rmse"], summary  # it learns: beats the mean on real images
     assert summary["export_path"].endswith(os.path.join("toy_image_imputer_digits", "1"))
+
+
+def test_rounds_run_through_training_train_with_one_history_and_tensorboard(trained_toys):
+    """`rounds=2` (a constructor parameter, passed by --set) trains epochs 0-3 then 4-7 by `fit_rounds`;
+    the history, TensorBoard and the config the run writes see all 8 epochs as one run."""
+    import json
+
+    from training.train_test import tensors
+
+    (summary, out), _, _ = trained_toys
+    assert summary["epochs_run"] == list(range(8)), summary["epochs_run"]
+    assert summary["history"]["round"] == [0] * 4 + [1] * 4, summary["history"]
+    assert len(summary["history"]["loss"]) == 8 and len(summary["history"]["val_rmse"]) == 8
+    logged = tensors(summary["logdir"], "train")
+    assert len(logged["epoch_loss"]) == 8, {k: len(v) for k, v in logged.items()}
+    with open(os.path.join(summary["logdir"], "config.json")) as f:
+        assert json.load(f)["params"]["rounds"] == 2
 
 
 def test_classifier_trains_through_training_train_with_accuracy(trained_toys):

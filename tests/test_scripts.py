@@ -1,4 +1,4 @@
-"""The entry points: benchmark runner, demo, speed script and the `keraszoo` command, on tiny settings."""
+"""The entry points: benchmark runner, speed script and the `keraszoo` command, on tiny settings."""
 import subprocess
 import sys
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import benchmark, demo
+from training import benchmark
 
 
 def test_benchmark_writes_a_markdown_table(tmp_path, capsys):
@@ -40,17 +40,6 @@ def test_benchmark_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
         benchmark.parse_args(argv)
     assert message in capsys.readouterr().err
-
-
-def test_demo_runs_end_to_end(tmp_path, capsys):
-    argv = ["--iterations", "100", "--save-dir", str(tmp_path / "gain"), "--serving-dir", str(tmp_path / "serving")]
-    report = demo.main(argv)
-    assert set(report.index) == set(demo.DEMO_MODELS)
-    assert report.loc["knn", "RMSE (unseen rows)"] < report.loc["mean", "RMSE (unseen rows)"]
-    out = capsys.readouterr().out
-    assert "imputed by the loaded model" in out and (tmp_path / "gain" / "model.keras").exists()
-    assert "over gRPC" in out and "over REST" in out and "stopped the server" in out
-    assert (tmp_path / "serving" / "gain_breast" / "1" / "saved_model.pb").exists()
 
 
 def test_cli_impute_fit_save_and_reuse(tmp_path):

@@ -56,6 +56,7 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="LABEL.param=value", help="override a model's parameter")
     parser.add_argument("--grid", default=None, help="write Fig. 5 (a PNG) of the first seed")
     parser.add_argument("--output", default=None, help="markdown results file (and .csv beside it)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
     args.labels = [label.strip() for label in args.models.split(",") if label.strip()]
     unknown = [label for label in args.labels if label not in MODELS]
@@ -106,6 +107,9 @@ def complete(label, images, mask, seed, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    from keraszoo.console import quiet_tensorflow
+
+    quiet_tensorflow(verbose=args.verbose)  # before TensorFlow is imported: no CUDA or absl start-up lines
     from keraszoo import fid, metrics
     from keraszoo.data import load_dataset
     from keraszoo.data.missingness import mcar_mask

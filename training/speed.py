@@ -166,7 +166,11 @@ def main(argv=None):
         default=None,
         help="train steps per tf.function call of the second bare loop (default: the zoo's steps_per_execution)",
     )
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
+    from keraszoo.console import quiet_tensorflow
+
+    quiet_tensorflow(verbose=args.verbose)  # before TensorFlow is imported: no CUDA or absl start-up lines
 
     for name in ("features", "rows", "batch_size", "steps", "repeats"):
         if getattr(args, name) < 1:

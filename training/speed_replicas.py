@@ -51,7 +51,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128, help="global batch size")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     args = parser.parse_args(argv)
+    from keraszoo.console import quiet_tensorflow
+
+    quiet_tensorflow(verbose=args.verbose)  # before TensorFlow is imported: no CUDA or absl start-up lines
 
     from keraszoo.distribute import split_cpu
 
