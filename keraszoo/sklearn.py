@@ -158,9 +158,11 @@ class _ZooEstimator(BaseEstimator):
         mask = (~np.isnan(values)).astype(np.float64)
         return values, mask
 
-    def _fit_model(self, values, mask, y=None):
+    def _fit_model(self, values, mask, y=None, derived=None):
+        """Build and train the model; `derived` are model parameters found from the data (a classifier's
+        number of classes), given to the model without changing `get_params()`."""
         model_params, fit_params = self._split_params(self.name, self.params)
-        self.model_ = get_model(self.name, **model_params)
+        self.model_ = get_model(self.name, **{**(derived or {}), **model_params})
         scaled, model_mask = self._scaled(values, mask)
         if is_deep(self.name):
             args = (scaled, model_mask) if y is None else (scaled, model_mask, y)
@@ -300,9 +302,8 @@ class ZooClassifier(ClassifierMixin, _ZooEstimator):
         if len(self.classes_) < 2:
             raise ValueError("y holds a single class: a classifier needs at least two")
         self._fit_scaling(values, mask)
-        if "n_classes" in model_parameters(self.name) and "n_classes" not in self.params:
-            self.params = {**self.params, "n_classes": len(self.classes_)}
-        self._fit_model(values, mask, indices.astype(np.int32))
+        derived = {"n_classes": len(self.classes_)} if "n_classes" in model_parameters(self.name) else {}
+        self._fit_model(values, mask, indices.astype(np.int32), derived=derived)
         return self
 
     def predict_proba(self, X):

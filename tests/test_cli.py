@@ -80,6 +80,14 @@ def test_version(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == "keraszoo 0.1.0"
 
 
+def test_python_dash_m_keraszoo_is_the_command_with_its_exit_status(tmp_path):
+    done = run([sys.executable, "-m", "keraszoo", "--version"], tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "keraszoo 0.1.0"
+    for module in ("keraszoo", "keraszoo.cli"):
+        failed = run([sys.executable, "-m", module, "impute", "--input", "absent.csv", "--output", "out.csv"], tmp_path)
+        assert failed.returncode == 1 and failed.stderr.strip() == "keraszoo impute: no input file absent.csv", (module, failed.stderr)
+
+
 @pytest.mark.parametrize("command", ["train", "benchmark", "demo", "serve"])
 def test_pass_through_help_names_the_keraszoo_command(command, capsys, no_quiet):
     with pytest.raises(SystemExit) as exit_:

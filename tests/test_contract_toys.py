@@ -250,3 +250,19 @@ def test_trained_toys_serve_over_grpc(trained_toys):
     np.testing.assert_array_equal(imputed[observed], images[observed])
     assert draws.shape == (3, 5, 8, 8, 1) and not np.array_equal(draws[0], draws[1])
     assert proba.shape == (5, 2) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_fitted_classifiers_get_params_are_the_ones_it_was_given():
+    """scikit-learn's rule: fit learns n_classes from y but leaves the parameters as given (a clone of a
+    fitted estimator must be the unfitted one)."""
+    from sklearn.base import clone
+
+    from keraszoo.sklearn import ZooClassifier
+
+    example = ToyClassifier.contract_example()
+    x = np.where(example["mask"] == 1, example["x"], np.nan)
+    estimator = ZooClassifier("toy_classifier", hidden=5, iterations=5)
+    before = estimator.get_params()
+    estimator.fit(x, example["y"])
+    assert estimator.get_params() == before and "n_classes" not in before
+    assert estimator.model_.n_classes == 2 and clone(estimator).get_params() == before

@@ -172,6 +172,10 @@ def _check_training(training):
     training["steps_per_execution"] = integer("steps_per_execution", 1, allow_none=True)
     training["early_stopping"] = integer("early_stopping", 1, allow_none=True)
     training["max_rows"] = integer("max_rows", 2, allow_none=True)
+    fraction = training["val_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {fraction!r}")
+    training["val_fraction"] = float(fraction)
     lr = training["learning_rate"]
     if lr is None:  # the model's own default rate for each optimizer
         return training
@@ -180,10 +184,6 @@ def _check_training(training):
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 or not math.isfinite(rate):
             raise ConfigError(f"learning_rate must be a positive number or a dict of them per optimizer, got {lr!r}")
     training["learning_rate"] = {k: float(v) for k, v in lr.items()} if isinstance(lr, dict) else float(lr)
-    fraction = training["val_fraction"]
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError(f"val_fraction must be in (0, 1), got {fraction!r}")
-    training["val_fraction"] = float(fraction)
     return training
 
 
@@ -288,6 +288,17 @@ def prepare_data(dataset, mechanism, miss_rate, seed, val_fraction=0.2, max_rows
 # --------------------------------------------------------------------------------------------------
 # the command
 # --------------------------------------------------------------------------------------------------
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" where X says something: not for None, False or [], and not twice (a help text
+    that states its own default, e.g. "(default 100)", keeps only that)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default is None or action.default is False or action.default == [] or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(prog="python -m training.train"):
     from keraszoo.console import ArgumentParser
 
@@ -295,7 +306,7 @@ def build_parser(prog="python -m training.train"):
     parser = ArgumentParser(
         prog=prog,
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
         epilog=f"models: {', '.join(models)}. datasets: {', '.join(datasets)}. "
         "Config keys, outputs and strategies: see the module docstring (python -m pydoc training.train).",
     )

@@ -635,3 +635,18 @@ def test_mar_forms_are_all_reachable_from_the_command_line(tmp_path, capsys):
     assert "mar eq. 26 as written" in out
     with open(tmp_path / "mar" / "config.json") as f:
         assert json.load(f)["miss_rate"] is None
+
+
+def test_help_states_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        train.build_parser().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text
+    assert "(default 100) --batch-size" in text and "(default 0.2) --max-rows" in text  # the help's own default, once
+    assert "(default: 0)" in text and "(default: mcar)" in text  # argparse's, where the help states none
+
+
+def test_val_fraction_is_checked_when_no_learning_rate_is_given():
+    with pytest.raises(train.ConfigError, match="val_fraction must be in"):
+        train.resolve_config("gain", sets={"val_fraction": "half"})
+    assert train.resolve_config("gain", sets={"val_fraction": 0.3})[1]["val_fraction"] == 0.3

@@ -273,6 +273,7 @@ class DeepImputer(keras.Model):
         object.__setattr__(self, "_impute_fn", tf.function(self._impute_graph, reduce_retracing=True))
         object.__setattr__(self, "_sample_fn", tf.function(self._sample_graph, reduce_retracing=True))
         object.__setattr__(self, "_proba_fn", tf.function(self._proba_graph, reduce_retracing=True))
+        object.__setattr__(self, "_log_likelihood_fn", tf.function(self._log_likelihood_graph, reduce_retracing=True))
         self.built = True
 
     def build_networks(self, example_shape):
@@ -488,8 +489,8 @@ class DeepImputer(keras.Model):
         if isinstance(samples, bool) or int(samples) != samples or samples < 1:
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
         x, mask = self._check_inputs(x, mask)
-        fn = tf.function(lambda a, b: self._log_likelihood_graph(a, b, tf.constant(int(samples))))
-        return self._chunked(fn, x, mask, self.rows_per_chunk(), axis=0)
+        samples = tf.constant(int(samples))  # a tensor: one trace serves every budget
+        return self._chunked(lambda a, b: self._log_likelihood_fn(a, b, samples), x, mask, self.rows_per_chunk(), axis=0)
 
     def _require_task(self, task):
         if self.task != task:

@@ -200,3 +200,36 @@ def test_build_optimizers_creates_slots_before_fit():
     for _, optimizer, variables in model.optimizers_and_variables():
         assert optimizer.built
         assert len(optimizer.variables) > len(variables)  # moments per weight + counters
+
+
+def test_paper_hint_discriminator_loss_counts_only_the_withheld_coordinate(breast_mcar):
+    """With B's 0 at coordinate 0 of every row and a D that is maximally wrong (logit ±100) wherever the
+    hint reveals the mask, D's loss under the paper's hint is log 2 (its logit 0 at coordinate 0) and
+    nothing of the other coordinates; the reference code's variant counts them all."""
+    import keras
+    import tensorflow as tf
+
+    class RevealedWrong(keras.layers.Layer):
+        def build(self, input_shape):
+            self.unused = self.add_weight(shape=(), initializer="zeros")
+
+        def call(self, inputs):
+            d = inputs.shape[-1] // 2
+            hint = inputs[:, d:]
+            wrong = 100.0 * (1.0 - 2.0 * hint)  # observed (hint 1) -> -100, missing (hint 0) -> +100
+            return tf.concat([tf.zeros_like(wrong[:, :1]), wrong[:, 1:]], axis=1) + 0.0 * self.unused
+
+    truth, mask = breast_mcar
+    x, m = tf.constant(truth[:64]), tf.constant(mask[:64])
+    losses = {}
+    for variant in ("paper", "code"):
+        model = GAIN(hint_variant=variant, hint_rate=1.0, seed=0)
+        model.build((None, truth.shape[1]))
+        model.compile_default()
+        # swapped in after build (Keras refuses new sub-layers on a built model, hence object.__setattr__)
+        object.__setattr__(model, "discriminator", keras.Sequential([keras.Input((2 * truth.shape[1],)), RevealedWrong()]))
+        object.__setattr__(model, "d_optimizer", keras.optimizers.Adam())
+        model.hint_mask = lambda mask_: tf.concat([tf.zeros_like(mask_[:, :1]), tf.ones_like(mask_[:, 1:])], axis=1)
+        losses[variant] = float(model.train_step((x, m))["d_loss"])
+    assert abs(losses["paper"] - np.log(2.0)) < 1e-5, losses
+    assert losses["code"] > 50, losses
