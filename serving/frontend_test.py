@@ -284,7 +284,7 @@ def test_formatting_a_large_response_holds_a_small_fraction_of_its_float32_size(
 
     from serving.jsonstream import rest_response_chunks
 
-    output = np.random.default_rng(2).standard_normal((50_000, 30)).astype(np.float32)  # 6 MB of float32
+    output = np.random.default_rng(2).standard_normal((25_000, 30)).astype(np.float32)  # 3 MB of float32 (measured: peak 0.24x)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()

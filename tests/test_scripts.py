@@ -42,29 +42,44 @@ def test_benchmark_rejects_bad_arguments(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_cli_impute_fit_save_and_reuse(tmp_path):
+def test_cli_impute_fit_save_and_reuse(tmp_path, capsys):
+    """The first call is the real command in a fresh process; the rest run `keraszoo.cli.main` in this one
+    (the same code after start-up, without paying TensorFlow's import five more times)."""
+    from keraszoo import cli
+
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.random((60, 4)), columns=list("abcd")).mask(rng.random((60, 4)) < 0.2)
     frame.to_csv(tmp_path / "in.csv", index=False)
-    run = [sys.executable, "-m", "keraszoo.cli"]
     subprocess.run(
-        run + ["impute", "--model", "knn", "--set", "n_neighbors=3", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"), "--save", str(tmp_path / "knn")],
+        [sys.executable, "-m", "keraszoo.cli", "impute", "--model", "knn", "--set", "n_neighbors=3", "--input", str(tmp_path / "in.csv"),
+         "--output", str(tmp_path / "out.csv"), "--save", str(tmp_path / "knn")],
         check=True,
     )
     out = pd.read_csv(tmp_path / "out.csv")
     assert not out.isna().any().any()
     np.testing.assert_allclose(out.to_numpy()[frame.notna().to_numpy()], frame.to_numpy()[frame.notna().to_numpy()])
-    subprocess.run(run + ["impute", "--load", str(tmp_path / "knn"), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "again.csv")], check=True)
+
+    def keraszoo(*args):
+        try:
+            status = cli.main(list(args))
+        except SystemExit as exit_:
+            status = exit_.code
+        captured = capsys.readouterr()
+        if isinstance(status, str):  # SystemExit("message"): Python prints it to stderr and exits with 1
+            return 1, captured.out, captured.err + status
+        return status or 0, captured.out, captured.err
+
+    assert keraszoo("impute", "--load", str(tmp_path / "knn"), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "again.csv"))[0] == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"), out)
-    bad = subprocess.run(run + ["impute", "--model", "knn", "--set", "k=3", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "x.csv")], capture_output=True, text=True)
-    assert bad.returncode != 0 and "no parameter 'k'" in bad.stderr
+    status, _, err = keraszoo("impute", "--model", "knn", "--set", "k=3", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "x.csv"))
+    assert status != 0 and "no parameter 'k'" in err
     # the saved imputer becomes a SavedModel for TF Serving, at the next free version
     base = tmp_path / "serving"
     for version in ("1", "2"):
-        done = subprocess.run(run + ["export", "--load", str(tmp_path / "knn"), "--base-path", str(base)], capture_output=True, text=True, check=True)
-        assert (base / "knn" / version / "saved_model.pb").exists() and "serving.server" in done.stdout
-    taken = subprocess.run(run + ["export", "--load", str(tmp_path / "knn"), "--base-path", str(base), "--version", "1"], capture_output=True, text=True)
-    assert taken.returncode != 0 and "immutable" in taken.stderr
+        status, stdout, _ = keraszoo("export", "--load", str(tmp_path / "knn"), "--base-path", str(base))
+        assert status == 0 and (base / "knn" / version / "saved_model.pb").exists() and "serving.server" in stdout
+    status, _, err = keraszoo("export", "--load", str(tmp_path / "knn"), "--base-path", str(base), "--version", "1")
+    assert status != 0 and "immutable" in err
 
 
 def test_cli_lists_models():

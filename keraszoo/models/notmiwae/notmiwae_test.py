@@ -62,8 +62,8 @@ def test_self_masking_offsets_start_at_the_observed_means(breast_mnar):
 
 @pytest.mark.parametrize(
     "shape, params",
-    [((30,), {}), ((30,), dict(missing_process="linear", imputation="zero")), ((30,), dict(missing_process="nonlinear", observation="studentt")),
-     ((8, 8, 1), dict(filters=2, dense_units=8, missing_process="nonlinear", missing_units=4))],
+    [((30,), {}), ((30,), dict(missing_process="linear", imputation="zero")),
+     ((8, 8, 1), dict(filters=2, dense_units=8, missing_process="nonlinear", missing_units=4, observation="studentt"))],
 )
 def test_train_step_updates_every_weight(breast_mnar, shape, params):
     if len(shape) == 3:
