@@ -9,7 +9,8 @@
 Configuration (every key is a model constructor parameter or a training key, `TRAINING_DEFAULTS`),
 later sources overriding earlier ones:
 
-1. the model's constructor defaults and `TRAINING_DEFAULTS`;
+1. the model's constructor defaults and `TRAINING_DEFAULTS` (a model's own `fit_arrays` batch size
+   replaces the latter's);
 2. ``training/configs/<model>.json`` if it exists (a new model needs none: it trains with its
    constructor defaults);
 3. ``--config FILE`` (a JSON object of such keys; a run's saved ``config.json`` also works: its
@@ -126,6 +127,15 @@ def model_config_path(model, configs_dir=None):
     return os.path.join(configs_dir or CONFIGS_DIR, f"{model}.json")
 
 
+def model_training_defaults(model):
+    """The training keys a model declares itself (its `fit_arrays` default batch size, e.g. not-MIWAE's 16),
+    under every other source of configuration."""
+    from keraszoo.sklearn import fit_parameters
+
+    own = fit_parameters(model)
+    return {key: own[key] for key in ("batch_size",) if own.get(key) is not None}
+
+
 def resolve_config(model, config_file=None, sets=None, flags=None, configs_dir=None):
     """(model params, training params) for `model` from the layered sources in the module doc.
 
@@ -154,7 +164,7 @@ def resolve_config(model, config_file=None, sets=None, flags=None, configs_dir=N
             )
         merged.update(values)
     params = {k: v for k, v in merged.items() if k in model_keys}
-    training = {**TRAINING_DEFAULTS, **{k: v for k, v in merged.items() if k in TRAINING_DEFAULTS}}
+    training = {**TRAINING_DEFAULTS, **model_training_defaults(model), **{k: v for k, v in merged.items() if k in TRAINING_DEFAULTS}}
     return params, _check_training(training)
 
 

@@ -37,7 +37,8 @@ estimate with this model's encoder as the proposal (any proposal gives an unbias
 so held-out values compare with MIWAE's. The joint log p(x°, s) is what `bound` tracks in training.
 
 Defaults are MIWAE's networks with a Gaussian observation model (the paper's UCI experiments; the
-authors' `task01.py` used tanh, 2×128 layers, latent D − 1, batch 16 and K = 20).
+authors' `task01.py` used tanh, 2×128 layers, latent D − 1, batch 16 and K = 20) and the authors' batch
+size of 16 (`fit_arrays`; `training.train` takes it as the model's default too).
 """
 import math
 
@@ -113,6 +114,17 @@ class NotMIWAE(MIWAE):
     def build_networks(self, example_shape):
         super().build_networks(example_shape)
         self.missingness = missingness.missingness_model(self.missing_process, example_shape, self.missing_units, self.seed * 1000 + 200)
+
+    def fit_arrays(self, x, mask, y=None, *, iterations=None, epochs=None, batch_size=16, learning_rate=None, verbose=0, seed=0, callbacks=None):
+        """MIWAE's `fit_arrays` with the authors' batch size, 16 (`task01.py`), as the default. At 128 (the
+        zoo's usual) the 10,000 default steps are ~2,250 passes over a 569-row table, and the imputations
+        drift towards the missingness model's side as the model overfits (measured on breast cancer under
+        `mnar_mask`, known sign: RMSE 0.28, 0.23, 0.25, 0.29, 0.33 at 2,000 ... 10,000 steps; at batch 16:
+        0.21, 0.17, 0.14, 0.13, 0.12, against MIWAE's 0.14)."""
+        return super().fit_arrays(
+            x, mask, y, iterations=iterations, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, verbose=verbose, seed=seed,
+            callbacks=callbacks,
+        )
 
     def fit_rounds(self, x, mask, y=None, **kwargs):
         """MIWAE's training, after a data-dependent start of a self-masking model (before its first step
