@@ -119,7 +119,9 @@ def main():
     train(args.steps)
     report = {"train_steps_per_second": args.steps / (time.perf_counter() - start), "torch": torch.__version__, "threads": args.threads}
     for samples in (int(s) for s in args.imputation_samples.split(",")):
+        before = peak_rss_reset()
         model.impute(x[: args.rows_per_call], mask[: args.rows_per_call], samples, args.chunk)  # warm-up, as the zoo's
+        report[f"first_call_peak_extra_mib_L{samples}"] = _status("VmHWM") - before
         before = peak_rss_reset()
         start = time.perf_counter()
         for begin in range(0, len(x), args.rows_per_call):

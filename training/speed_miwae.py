@@ -81,7 +81,10 @@ def zoo_timings(x, mask, steps, batch_size):
         model = MIWAE(seed=0, imputation_samples=samples)
         model.build((None, x.shape[1]))
         model.set_weights(trained.get_weights())
+        before = _reset_peak()
         model.impute(x, mask)  # tracing for this shape (not timed)
+        report[f"first_call_peak_extra_mib_L{samples}"] = _status("VmHWM") - before
+        report[f"memory_hint_mib_L{samples}"] = model.values_per_row() * min(len(x), model.rows_per_chunk()) * 4 / 2**20
         rows_per_call = model.rows_per_chunk()
         before = _reset_peak()
         start = time.perf_counter()
