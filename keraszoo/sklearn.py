@@ -158,7 +158,7 @@ class _ZooEstimator(BaseEstimator):
         mask = (~np.isnan(values)).astype(np.float64)
         return values, mask
 
-    def _fit_model(self, values, mask, y=None, derived=None):
+    def _fit_model(self, values, mask, y=None, derived=None, callbacks=None):
         """Build and train the model; `derived` are model parameters found from the data (a classifier's
         number of classes), given to the model without changing `get_params()`."""
         model_params, fit_params = self._split_params(self.name, self.params)
@@ -166,7 +166,7 @@ class _ZooEstimator(BaseEstimator):
         scaled, model_mask = self._scaled(values, mask)
         if is_deep(self.name):
             args = (scaled, model_mask) if y is None else (scaled, model_mask, y)
-            self.history_ = self.model_.fit_arrays(*args, **fit_params)
+            self.history_ = self.model_.fit_arrays(*args, **fit_params, callbacks=callbacks)
         else:
             self.model_.fit_arrays(scaled, model_mask)
 
@@ -247,10 +247,12 @@ class ZooImputer(TransformerMixin, _ZooEstimator):
 
     _task = "impute"
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, callbacks=None):
+        """Fit on X (NaN = missing). `callbacks`: Keras callbacks for a deep model's training (ignored by
+        the classical ones), e.g. a progress display."""
         values, mask = self._read(X, at_fit=True)
         self._fit_scaling(values, mask)
-        self._fit_model(values, mask)
+        self._fit_model(values, mask, callbacks=callbacks)
         return self
 
     def transform(self, X):

@@ -601,3 +601,15 @@ def test_image_only_model_on_a_table_is_refused_before_any_run(toys, tmp_path, c
         benchmark.main(["--models", "toy_image_imputer", "--datasets", "breast", "--quiet", "--output", str(tmp_path / "x.md")])
     assert "model(s) toy_image_imputer take images only; 'breast' under --mechanism mcar gives a table" in capsys.readouterr().err
     assert not (tmp_path / "x.md").exists()
+
+
+def test_a_terminal_shows_each_deep_runs_steps_and_losses(breast_mcar, monkeypatch):
+    """On a terminal the bar follows a deep model inside its run: step count and current losses."""
+    monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: the bar is cut at its width
+    stream = _Terminal()
+    progress = benchmark.Progress(1, stream=stream)
+    callback = progress.training_callback("breast gain 20% seed 0")
+    benchmark.run_one("gain", {"iterations": 100}, breast_mcar[0], 0, 0.2, callbacks=[callback])
+    shown = stream.getvalue()
+    assert "breast gain 20% seed 0 | step 100/100 d_loss" in shown and "g_loss" in shown, shown[-300:]
+    assert benchmark.Progress(1, stream=io.StringIO()).training_callback("x") is None  # a log gets no redraws
