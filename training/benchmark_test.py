@@ -208,9 +208,9 @@ def test_scored_rows_are_never_fitted_on_outside_transductive(protocol, n_scored
     seen = {"fit": [], "transform": []}
     fit, transform = ZooImputer.fit, ZooImputer.transform
 
-    def spy_fit(self, X, y=None):
+    def spy_fit(self, X, y=None, callbacks=None):
         seen["fit"].append(np.array(X))
-        return fit(self, X, y)
+        return fit(self, X, y, callbacks=callbacks)
 
     def spy_transform(self, X):
         seen["transform"].append(np.array(X))
@@ -547,9 +547,9 @@ def fit_shapes(monkeypatch):
     seen = {}
     fit = ZooImputer.fit
 
-    def spy_fit(self, X, y=None):
+    def spy_fit(self, X, y=None, callbacks=None):
         seen[self.name] = np.shape(X)
-        return fit(self, X, y)
+        return fit(self, X, y, callbacks=callbacks)
 
     monkeypatch.setattr(ZooImputer, "fit", spy_fit)
     return seen
