@@ -251,14 +251,20 @@ class MIWAE(DeepImputer):
         def body(i, log_total, weighted):
             size = tf.minimum(chunk, self.imputation_samples - i * chunk)
             # fixed-seed draws: the same call imputes the same values (chunk i, from the model's seed)
-            noise = tf.random.stateless_normal(tf.concat([[size], tf.shape(mean)], 0), seed=tf.stack([self.seed, i]), dtype=mean.dtype)
-            z = self.draw_latents(mean, scale, size, noise)
-            log_w, _, observed = self.log_weights(x, mask, z, mean, scale)
-            return (i + 1, *snis_update(log_total, weighted, log_w, observed.mean()))
+            seed = tf.stack([self.seed, i])
+            noise = tf.random.stateless_normal(tf.concat([[size], tf.shape(mean)], 0), seed=seed, dtype=mean.dtype)
+            log_w, values = self.weighted_values(x, mask, self.draw_latents(mean, scale, size, noise), mean, scale, seed)
+            return (i + 1, *snis_update(log_total, weighted, log_w, values))
 
         start = (tf.constant(0), tf.fill([batch], tf.constant(-np.inf, x.dtype)), tf.zeros_like(x))
         _, _, imputed = tf.while_loop(lambda i, *_: i < n_chunks, body, start)
         return imputed
+
+    def weighted_values(self, x, mask, z, mean, scale, seed):
+        """(log r [c, batch], the value eq. 5 averages [c, batch, ...]) for latent draws z [c, batch, d]:
+        here E[x | z]. `seed` (int32 [2]) is for any further draw, stateless so that imputation repeats."""
+        log_w, _, observed = self.log_weights(x, mask, z, mean, scale)
+        return log_w, observed.mean()
 
     def sample_batch(self, x, mask, n):
         """Sampling importance resampling: n draws of z among L weighted ones, then x ~ p_θ(x | z), [n, batch, ...]."""
@@ -266,15 +272,28 @@ class MIWAE(DeepImputer):
         chunk, n_chunks = self._chunks(self.imputation_samples)
         batch = tf.shape(x)[0]
 
-        def body(i, best_score, best_z):
+        def body(i, best_score, best):
             size = tf.minimum(chunk, self.imputation_samples - i * chunk)
-            z = self.draw_latents(mean, scale, size)
-            log_w, _, _ = self.log_weights(x, mask, z, mean, scale)
+            log_w, kept = self.resampled_values(x, mask, self.draw_latents(mean, scale, size), mean, scale)
             uniform = self.random_uniform(tf.stack([n, size, batch]), 1e-20, 1.0)
-            return (i + 1, *resample_update(best_score, best_z, log_w, z, -tf.math.log(-tf.math.log(uniform))))
+            return (i + 1, *resample_update(best_score, best, log_w, kept, -tf.math.log(-tf.math.log(uniform))))
 
-        start = (tf.constant(0), tf.fill(tf.stack([n, batch]), tf.constant(-np.inf, x.dtype)), tf.zeros(tf.stack([n, batch, self.latent_dim]), x.dtype))
+        start = (tf.constant(0), tf.fill(tf.stack([n, batch]), tf.constant(-np.inf, x.dtype)), tf.zeros(tf.stack([n, batch, self.resampled_width]), x.dtype))
         _, _, chosen = tf.while_loop(lambda i, *_: i < n_chunks, body, start)
+        return self.resampled_draws(chosen)
+
+    # what SIR keeps of each draw: here the latent z (then x ~ p_θ(x | z) for the chosen ones)
+    @property
+    def resampled_width(self):
+        return self.latent_dim
+
+    def resampled_values(self, x, mask, z, mean, scale):
+        """(log r [c, batch], what SIR keeps of each draw [c, batch, `resampled_width`]) for z [c, batch, d]."""
+        log_w, _, _ = self.log_weights(x, mask, z, mean, scale)
+        return log_w, z
+
+    def resampled_draws(self, chosen):
+        """The imputations [n, batch, ...] from the kept values of the chosen draws [n, batch, `resampled_width`]."""
         return self.sample_observation(self.observation_model(chosen))
 
     def sample_observation(self, observed, seed=None):

@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from keraszoo.models.base import global_sum
-from keraszoo.models.miwae.miwae import MIWAE, resample_update, snis_update
+from keraszoo.models.miwae.miwae import MIWAE
 from keraszoo.models.notmiwae import missingness
 from keraszoo.registry import register_model
 
@@ -174,46 +174,23 @@ class NotMIWAE(MIWAE):
         )
         return {**logs, "samples": tf.constant(float(self.samples))}
 
-    # --- imputation -----------------------------------------------------------------------------
-    def impute_batch(self, x, mask):
-        """Σ_l w_l x^m_l over L = `imputation_samples` drawn pairs (z_l, x^m_l), `importance_chunk` at a time."""
-        mean, scale = self.posterior(x, mask)
-        chunk, n_chunks = self._chunks(self.imputation_samples)
-        batch = tf.shape(x)[0]
+    # --- imputation: MIWAE's loops (`impute_batch`, `sample_batch`) with the joint weights ------------
+    def weighted_values(self, x, mask, z, mean, scale, seed):
+        """(log r with p_φ(s | x), the completed draw x^m_l): eq. 5's average is over the drawn values."""
+        log_w, _, _, completed = self.joint_log_weights(x, mask, z, mean, scale, seed=seed)
+        return log_w, completed
 
-        def body(i, log_total, weighted):
-            size = tf.minimum(chunk, self.imputation_samples - i * chunk)
-            seed = tf.stack([self.seed, i])  # fixed-seed draws: the same call imputes the same values
-            noise = tf.random.stateless_normal(tf.concat([[size], tf.shape(mean)], 0), seed=seed, dtype=mean.dtype)
-            z = self.draw_latents(mean, scale, size, noise)
-            log_w, _, _, completed = self.joint_log_weights(x, mask, z, mean, scale, seed=seed)
-            return (i + 1, *snis_update(log_total, weighted, log_w, completed))
+    @property
+    def resampled_width(self):
+        return self.n_features
 
-        start = (tf.constant(0), tf.fill([batch], tf.constant(-np.inf, x.dtype)), tf.zeros_like(x))
-        _, _, imputed = tf.while_loop(lambda i, *_: i < n_chunks, body, start)
-        return imputed
+    def resampled_values(self, x, mask, z, mean, scale):
+        """SIR keeps each draw's completed example (its weight depends on it), flattened."""
+        log_w, _, _, completed = self.joint_log_weights(x, mask, z, mean, scale)
+        return log_w, tf.reshape(completed, tf.stack([tf.shape(z)[0], tf.shape(x)[0], self.n_features]))
 
-    def sample_batch(self, x, mask, n):
-        """Sampling importance resampling: n of the L weighted pairs (z_l, x^m_l) per row, keeping x^m_l, [n, batch, ...]."""
-        mean, scale = self.posterior(x, mask)
-        chunk, n_chunks = self._chunks(self.imputation_samples)
-        batch = tf.shape(x)[0]
-
-        def body(i, best_score, best_x):
-            size = tf.minimum(chunk, self.imputation_samples - i * chunk)
-            z = self.draw_latents(mean, scale, size)
-            log_w, _, _, completed = self.joint_log_weights(x, mask, z, mean, scale)
-            uniform = self.random_uniform(tf.stack([n, size, batch]), 1e-20, 1.0)
-            flat = tf.reshape(completed, tf.stack([size, batch, self.n_features]))
-            return (i + 1, *resample_update(best_score, best_x, log_w, flat, -tf.math.log(-tf.math.log(uniform))))
-
-        start = (
-            tf.constant(0),
-            tf.fill(tf.stack([n, batch]), tf.constant(-np.inf, x.dtype)),
-            tf.zeros(tf.stack([n, batch, self.n_features]), x.dtype),
-        )
-        _, _, chosen = tf.while_loop(lambda i, *_: i < n_chunks, body, start)
-        return tf.reshape(chosen, tf.concat([tf.stack([n, batch]), self.example_shape], axis=0))
+    def resampled_draws(self, chosen):
+        return tf.reshape(chosen, tf.concat([tf.shape(chosen)[:2], self.example_shape], axis=0))
 
     def values_per_row(self, draws=1):
         # MIWAE's, plus per importance draw the drawn example, the completed one, its logits and the

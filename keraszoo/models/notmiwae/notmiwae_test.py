@@ -3,10 +3,9 @@ import pytest
 import tensorflow as tf
 
 from keraszoo.data.missingness import mnar_mask
-from keraszoo.models.base import make_dataset
 from keraszoo.models.notmiwae import NotMIWAE
 from keraszoo.models.notmiwae.missingness import SelfMasking, log_prob_observed_pattern
-from keraszoo.testing import breast_mcar, check_keeps_observed_and_draws_differ, image_example, mean_imputation, missing_rmse
+from keraszoo.testing import breast_mcar, check_every_weight_trains, check_keeps_observed_and_draws_differ, mean_imputation, missing_rmse
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +65,8 @@ def test_self_masking_offsets_start_at_the_observed_means(breast_mnar):
      ((8, 8, 1), dict(filters=2, dense_units=8, missing_process="nonlinear", missing_units=4, observation="studentt"))],
 )
 def test_train_step_updates_every_weight(breast_mnar, shape, params):
-    if len(shape) == 3:
-        x, m = image_example(rows=32)
-        x = x / 16.0
-    else:
-        x, m = breast_mnar
     model = NotMIWAE(seed=0, latent_dim=4, **params)
-    model.build((None,) + shape)
-    model.compile_default()
-    before = [w.numpy().copy() for w in model.trainable_weights]
-    model.fit(make_dataset(x, m, batch_size=16), steps_per_epoch=3, epochs=1, verbose=0)
-    unchanged = [w.path for w, b in zip(model.trainable_weights, before) if np.array_equal(w.numpy(), b)]
-    assert not unchanged, unchanged
+    x, m = check_every_weight_trains(model, shape, breast_mnar)
     assert any("missingness" in w.path for w in model.trainable_weights)
     draws = model.sample_imputations(x[:5], m[:5], 2)
     assert draws.shape == (2, 5) + shape and np.isfinite(draws).all()
