@@ -719,7 +719,6 @@ class Progress:
         class RunProgress(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
                 self.total = (self.params.get("steps") or 0) * (self.params.get("epochs") or 1)
-                self.steps = 0
                 self.epoch_offset = 0
 
             def on_epoch_begin(self, epoch, logs=None):

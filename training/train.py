@@ -132,8 +132,8 @@ def model_training_defaults(model):
     under every other source of configuration."""
     from keraszoo.sklearn import fit_parameters
 
-    own = fit_parameters(model)
-    return {key: own[key] for key in ("batch_size",) if own.get(key) is not None}
+    batch_size = fit_parameters(model).get("batch_size")
+    return {} if batch_size is None else {"batch_size": batch_size}
 
 
 def resolve_config(model, config_file=None, sets=None, flags=None, configs_dir=None):
