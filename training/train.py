@@ -128,11 +128,11 @@ def model_config_path(model, configs_dir=None):
 
 
 def model_training_defaults(model):
-    """The training keys a model declares itself (its `fit_arrays` default batch size, e.g. not-MIWAE's 16),
-    under every other source of configuration."""
-    from keraszoo.sklearn import fit_parameters
+    """The training keys a model declares itself (its `default_batch_size`, e.g. not-MIWAE's 16), under
+    every other source of configuration."""
+    from keraszoo.registry import get_model_class
 
-    batch_size = fit_parameters(model).get("batch_size")
+    batch_size = getattr(get_model_class(model), "default_batch_size", None)
     return {} if batch_size is None else {"batch_size": batch_size}
 
 

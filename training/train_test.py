@@ -653,8 +653,8 @@ def test_val_fraction_is_checked_when_no_learning_rate_is_given():
 
 
 def test_a_models_own_batch_size_is_its_training_default():
-    """not-MIWAE's `fit_arrays` defaults to the authors' batch of 16: training.train takes it, and every
-    other source still overrides it."""
+    """not-MIWAE's `default_batch_size` is the authors' 16: training.train takes it, and every other source
+    still overrides it."""
     assert train.resolve_config("notmiwae")[1]["batch_size"] == 16
     assert train.resolve_config("miwae")[1]["batch_size"] == train.TRAINING_DEFAULTS["batch_size"]
     assert train.resolve_config("notmiwae", sets={"batch_size": 64})[1]["batch_size"] == 64

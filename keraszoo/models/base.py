@@ -212,6 +212,8 @@ class DeepImputer(keras.Model):
     default_learning_rates = {}
     #: default number of training steps for `fit_arrays` when neither epochs nor iterations is given.
     default_iterations = 10_000
+    #: default batch size of `fit_arrays`, `ZooImputer` and `training.train` (a family's own, e.g. not-MIWAE's 16).
+    default_batch_size = 128
     #: `fit_arrays` groups `iterations` into Keras epochs of about this many steps.
     min_steps_per_epoch = 500
     #: train steps run per `tf.function` call by the default compile (Python overhead dominates small MLPs).
@@ -249,13 +251,15 @@ class DeepImputer(keras.Model):
 
     @classmethod
     def fit_parameters(cls):
-        """{training parameter: default} that `fit_arrays` takes (and `ZooImputer` passes through)."""
+        """{training parameter: default} that `fit_arrays` takes (and `ZooImputer` passes through); the
+        batch size's default is the model's `default_batch_size`."""
         signature = inspect.signature(cls.fit_arrays)
-        return {
+        defaults = {
             p.name: (None if p.default is inspect.Parameter.empty else p.default)
             for p in signature.parameters.values()
             if p.kind == p.KEYWORD_ONLY and p.name not in ("seed", "callbacks")
         }
+        return {**defaults, "batch_size": cls.default_batch_size} if "batch_size" in defaults else defaults
 
     # --- networks -------------------------------------------------------------------------------
     def build(self, input_shape):
@@ -517,7 +521,7 @@ class DeepImputer(keras.Model):
 
     # --- training -------------------------------------------------------------------------------
     def fit_arrays(
-        self, x, mask, y=None, *, iterations=None, epochs=None, batch_size=128, learning_rate=None, verbose=0, seed=0, callbacks=None
+        self, x, mask, y=None, *, iterations=None, epochs=None, batch_size=None, learning_rate=None, verbose=0, seed=0, callbacks=None
     ):
         """Train on in-memory arrays with `model.fit` (through `fit_rounds`); returns the Keras `History`.
 
@@ -525,6 +529,7 @@ class DeepImputer(keras.Model):
         classifiers. `iterations` is the number of training steps (batches), the unit GAIN's reference
         code uses; `epochs` counts passes over the rows instead (``rows // batch_size`` steps each). Give
         at most one; neither means `default_iterations`. Exactly that many steps run (see `plan_steps`).
+        `batch_size` None means the model's `default_batch_size`.
         `learning_rate` (a float, or a dict per optimizer) is used only when the model was not compiled
         yet (then it is compiled with its default optimizers). `verbose=1` shows Keras's progress bar.
         """
@@ -538,7 +543,7 @@ class DeepImputer(keras.Model):
             y = self.check_labels(y, len(x))
         if iterations is not None and epochs is not None:
             raise ValueError("give either iterations or epochs, not both")
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = _positive_int(self.default_batch_size if batch_size is None else batch_size, "batch_size")
         if epochs is not None:
             epochs = _positive_int(epochs, "epochs")
         elif iterations is None:

@@ -128,6 +128,23 @@ def test_fit_rounds_is_the_training_hook_and_callbacks_see_every_round():
     assert len(model.round_inputs) == 2 and not np.array_equal(model.round_inputs[0], model.round_inputs[1])
 
 
+class _SmallBatches(_Rows):
+    default_batch_size = 8
+
+
+def test_a_models_default_batch_size_is_what_fit_arrays_uses_and_reports():
+    rng = np.random.default_rng(2)
+    x = rng.random((32, 3)).astype(np.float32)
+    mask = (rng.random(x.shape) > 0.3).astype(np.float32)
+    assert _SmallBatches.fit_parameters()["batch_size"] == 8 and _Rows.fit_parameters()["batch_size"] == 128
+    model = _SmallBatches()
+    model.fit_arrays(x, mask, epochs=1)
+    assert int(model.optimizer_net.iterations) == 32 // 8
+    model = _SmallBatches()
+    model.fit_arrays(x, mask, epochs=1, batch_size=16)  # a given batch size still wins
+    assert int(model.optimizer_net.iterations) == 32 // 16
+
+
 def test_each_optimizer_has_its_own_learning_rate():
     from keraszoo.models.gain import GAIN
 
