@@ -27,6 +27,6 @@ setup(
         "xlrd>=2.0",  # reads the UCI credit .xls when it is downloaded
         "joblib>=1.3",
     ],
-    extras_require={"dev": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8"]},
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "matplotlib>=3.8"]},
     entry_points={"console_scripts": ["keraszoo=keraszoo.cli:main"]},
 )

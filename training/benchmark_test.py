@@ -60,7 +60,8 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_bar_redraws_in_place_on_a_terminal():
+def test_progress_bar_redraws_in_place_on_a_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # lines are cut to the terminal's width, which differs between runners
     stream = _Terminal()
     progress = benchmark.Progress(2, stream=stream)
     progress.start("spam knn 20% d=57 seed 0")
