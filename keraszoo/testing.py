@@ -92,10 +92,11 @@ def wait_until(predicate, timeout=30.0, interval=0.05):
         time.sleep(interval)
 
 
-def check_every_weight_trains(model, shape, table, image_rows=32, steps=3, batch_size=16):
+def check_every_weight_trains(model, shape, table, image_rows=32, steps=3, batch_size=16, labels=None):
     """Build `model` for examples of `shape`, train it `steps` steps by `fit` on `table` ((x, mask), for
     table shapes) or on 8x8 digit images scaled to [0, 1] (image shapes), and assert that every trainable
-    weight moved (a weight a Keras model does not track, or no loss reaches, would not). Returns (x, mask)."""
+    weight moved (a weight a Keras model does not track, or no loss reaches, would not). A classifier gets
+    `labels` classes (the digits' classes modulo `labels`). Returns (x, mask)."""
     from keraszoo.models.base import make_dataset
 
     if len(shape) == 3:
@@ -103,10 +104,15 @@ def check_every_weight_trains(model, shape, table, image_rows=32, steps=3, batch
         x = x / 16.0
     else:
         x, mask = table
+    y = None
+    if labels is not None:
+        from sklearn.datasets import load_digits
+
+        y = (load_digits().target[: len(x)] % labels).astype(np.int32)
     model.build((None,) + tuple(shape))
     model.compile_default()
     before = [w.numpy().copy() for w in model.trainable_weights]
-    model.fit(make_dataset(x, mask, batch_size=batch_size), steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(make_dataset(x, mask, batch_size=batch_size, y=y), steps_per_epoch=steps, epochs=1, verbose=0)
     unchanged = [w.path for w, b in zip(model.trainable_weights, before) if np.array_equal(w.numpy(), b)]
     assert not unchanged, unchanged
     return x, mask
