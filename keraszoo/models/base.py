@@ -543,13 +543,13 @@ class DeepImputer(keras.Model):
             y = self.check_labels(y, len(x))
         if iterations is not None and epochs is not None:
             raise ValueError("give either iterations or epochs, not both")
-        batch_size = _positive_int(self.default_batch_size if batch_size is None else batch_size, "batch_size")
+        batch_size = positive_int(self.default_batch_size if batch_size is None else batch_size, "batch_size")
         if epochs is not None:
-            epochs = _positive_int(epochs, "epochs")
+            epochs = positive_int(epochs, "epochs")
         elif iterations is None:
             iterations = self.default_iterations
         else:
-            iterations = _positive_int(iterations, "iterations")
+            iterations = positive_int(iterations, "iterations")
         batch_size = min(batch_size, len(x))
         if not self.built:
             self.build((None,) + x.shape[1:])
@@ -675,7 +675,7 @@ def merge_histories(histories):
     return merged
 
 
-def _positive_int(value, name):
+def positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or int(value) != value or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)

@@ -13,7 +13,7 @@ same model classifies complete images (mask of ones, Table 1's case) and incompl
 import keras
 import tensorflow as tf
 
-from keraszoo.models.base import DeepClassifier, global_sum
+from keraszoo.models.base import DeepClassifier, global_sum, positive_int
 from keraszoo.registry import register_model
 
 
@@ -32,13 +32,13 @@ class ConvClassifier(DeepClassifier):
 
     def __init__(self, filters=(32, 64), dense_units=150, dropout=0.5, kernel_size=5, n_classes=None, seed=0, **kwargs):
         super().__init__(n_classes=n_classes, seed=seed, **kwargs)
-        filters = tuple(filters)
-        if len(filters) != 2 or any(isinstance(f, bool) or int(f) != f or f < 1 for f in filters):
+        if not isinstance(filters, (list, tuple)) or len(filters) != 2:
             raise ValueError(f"filters must be two positive integers (the two convolutions), got {filters!r}")
+        for i, value in enumerate(filters):
+            positive_int(value, f"filters[{i}]")
         for name, value in (("dense_units", dense_units), ("kernel_size", kernel_size)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= float(dropout) < 1.0:
+            positive_int(value, name)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.filters = [int(f) for f in filters]
         self.dense_units = int(dense_units)

@@ -41,6 +41,9 @@ def test_train_step_updates_every_weight():
         ({"dense_units": 0}, "dense_units must be a positive integer"),
         ({"dropout": 1.0}, "dropout must be in"),
         ({"kernel_size": 2.5}, "kernel_size must be a positive integer"),
+        ({"filters": 32}, "filters must be two positive integers"),
+        ({"filters": (8, "x")}, "filters\\[1\\] must be a positive integer"),
+        ({"dropout": "half"}, "dropout must be in"),
     ],
 )
 def test_bad_parameters_are_refused(params, message):

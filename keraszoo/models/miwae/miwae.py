@@ -45,7 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keraszoo.models.base import DeepImputer, global_sum
+from keraszoo.models.base import DeepImputer, global_sum, positive_int
 from keraszoo.models.miwae import networks
 from keraszoo.registry import register_model
 
@@ -126,10 +126,11 @@ class MIWAE(DeepImputer):
         super().__init__(seed=seed, **kwargs)
         for name, value in (("latent_dim", latent_dim), ("samples", samples), ("imputation_samples", imputation_samples),
                             ("importance_chunk", importance_chunk), ("filters", filters), ("dense_units", dense_units)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(value, name)
         for name, units in (("encoder_units", encoder_units), ("decoder_units", decoder_units)):
-            if len(units) == 0 or any(isinstance(u, bool) or int(u) != u or u < 1 for u in units):
+            if not isinstance(units, (list, tuple)) or len(units) == 0 or any(
+                isinstance(u, bool) or not isinstance(u, (int, np.integer, float)) or int(u) != u or u < 1 for u in units
+            ):
                 raise ValueError(f"{name} must be a non-empty list of positive widths, got {units!r}")
         if observation not in OBSERVATION_PARAMS:
             raise ValueError(f"observation must be one of {sorted(OBSERVATION_PARAMS)}, got {observation!r}")

@@ -118,6 +118,7 @@ def test_constructor_rejects_bad_parameters():
     for bad in (
         dict(latent_dim=0), dict(samples=0), dict(imputation_samples=1.5), dict(importance_chunk=True), dict(encoder_units=[]),
         dict(decoder_units=[4, 0]), dict(observation="poisson"), dict(imputation="mean"), dict(activation="gelu"),
+        dict(filters=[2, 2]), dict(dense_units="8"), dict(encoder_units=["a"]), dict(decoder_units=4),
     ):
         with pytest.raises(ValueError):
             MIWAE(**bad)
