@@ -1,4 +1,5 @@
 """Small helpers for the test suite (real tables that need no download, reference baselines, polling)."""
+import os
 import time
 
 import numpy as np
@@ -116,3 +117,13 @@ def check_every_weight_trains(model, shape, table, image_rows=32, steps=3, batch
     unchanged = [w.path for w, b in zip(model.trainable_weights, before) if np.array_equal(w.numpy(), b)]
     assert not unchanged, unchanged
     return x, mask
+
+
+def tensorboard_tensors(logdir, run, size=0):
+    """{tag: [values per step]} of a TensorBoard run directory (Keras 3 writes scalars as tensors)."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(os.path.join(logdir, run), size_guidance={"tensors": size})
+    accumulator.Reload()
+    return {tag: [tf.make_ndarray(e.tensor_proto) for e in accumulator.Tensors(tag)] for tag in accumulator.Tags()["tensors"]}

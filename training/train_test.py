@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from keraszoo import registry
 from keraszoo.models.base import DeepImputer, global_sum
 from keraszoo.models.layers import mlp
+from keraszoo.testing import tensorboard_tensors
 from training import callbacks as cb
 from training import train
 
@@ -31,11 +31,7 @@ ENV.pop("TF_CONFIG", None)
 TRAIN = [sys.executable, "-m", "training.train"]
 
 
-def tensors(logdir, run, size=0):
-    """{tag: [values per epoch]} of a TensorBoard run directory (Keras 3 writes scalars as tensors)."""
-    accumulator = EventAccumulator(os.path.join(logdir, run), size_guidance={"tensors": size})
-    accumulator.Reload()
-    return {tag: [tf.make_ndarray(e.tensor_proto) for e in accumulator.Tensors(tag)] for tag in accumulator.Tags()["tensors"]}
+tensors = tensorboard_tensors
 
 
 def run_cli(argv, capsys):

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keraszoo.models.miwae import MIWAE
 from keraszoo.models.miwae.miwae import resample_update, snis_update
 from keraszoo.testing import (
+    tensorboard_tensors,
     check_every_weight_trains, check_exported_digit_images, check_keeps_observed_and_draws_differ, mean_imputation, missing_rmse,
 )
 
@@ -112,6 +113,12 @@ def test_convolutional_miwae_trains_through_training_train_and_exports(tmp_path)
     config = json.load(open(os.path.join(str(tmp_path / "logs"), "config.json")))
     assert config["params"]["observation"] == "gaussian", config
     check_exported_digit_images(summary["export_path"], draws=3)
+    # TensorBoard: the bound and K per epoch, the held-out RMSE, and the grid of completed images
+    logs = {run: tensorboard_tensors(str(tmp_path / "logs"), run) for run in ("train", "validation", "images")}
+    assert {"epoch_bound", "epoch_samples", "epoch_log_px_observed"} <= set(logs["train"]), sorted(logs["train"])
+    assert float(logs["train"]["epoch_samples"][-1]) == 20.0 and np.isfinite(float(logs["train"]["epoch_bound"][-1]))
+    assert float(logs["validation"]["epoch_rmse"][-1]) == pytest.approx(summary["val_rmse"], rel=1e-5)
+    assert "imputation" in logs["images"]
 
 
 def test_constructor_rejects_bad_parameters():
