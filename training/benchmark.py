@@ -312,7 +312,7 @@ def parse_args(argv=None, prog="python -m training.benchmark"):
         parser.error("--seeds must be at least 1")
     if args.max_rows is not None and args.max_rows < 10:
         parser.error(f"--max-rows must be at least 10, got {args.max_rows}")
-    args.overrides = _parse_overrides(parser, args.set, args.models)
+    args.overrides = parse_overrides(parser, args.set, args.models)
     _check_model_kinds(parser, args)
     return args
 
@@ -412,7 +412,9 @@ def _parse_list(parser, flag, text, convert, what):
     return values
 
 
-def _parse_overrides(parser, items, models):
+def parse_overrides(parser, items, models, among="--models"):
+    """{model: {param: value}} from `--set MODEL.PARAM=VALUE` items (values read as Python literals when
+    they parse, else kept as strings); a MODEL not in `models` is a usage error naming `among`."""
     import ast
 
     overrides = {m: {} for m in models}
@@ -420,7 +422,7 @@ def _parse_overrides(parser, items, models):
         key, sep, value = item.partition("=")
         model, dot, param = key.partition(".")
         if not sep or not dot or model not in overrides:
-            parser.error(f"--set expects MODEL.PARAM=VALUE with MODEL among --models, got {item!r}")
+            parser.error(f"--set expects MODEL.PARAM=VALUE with MODEL among {among}, got {item!r}")
         try:
             overrides[model][param] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

@@ -64,22 +64,9 @@ def parse_args(argv=None):
         parser.error(f"unknown model label(s) {', '.join(unknown)}; valid: {', '.join(MODELS)}")
     if not 0 < args.miss_rate < 1:
         parser.error("--miss-rate must be in (0, 1)")
-    args.overrides = {}
-    for item in args.set:
-        import ast
+    from training.benchmark import parse_overrides
 
-        try:
-            key, value = item.split("=", 1)
-            label, param = key.split(".", 1)
-        except ValueError:
-            parser.error(f"--set takes LABEL.param=value, got {item!r}")
-        if label not in MODELS:
-            parser.error(f"--set {item!r}: unknown label {label!r}")
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            pass
-        args.overrides.setdefault(label, {})[param] = value
+    args.overrides = parse_overrides(parser, args.set, MODELS, among="the labels of --models")
     return args
 
 

@@ -37,7 +37,6 @@ The paper's full protocol is hours on a GPU: 500 epochs of MIWAE, L = 10,000 ove
 classifier seeds. Every size is a flag, so a reduced CPU run and the full one are the same command.
 """
 import argparse
-import ast
 import os
 import time
 
@@ -106,20 +105,9 @@ def parse_args(argv=None):
         parser.error("--miss-rate must be in (0, 1)")
     if args.impute_rows > args.rows:
         parser.error("--impute-rows must be at most --rows")
-    args.overrides = {"miwae": {}, "missforest": {}, "cnn": {}}
-    for item in args.set:
-        try:
-            key, value = item.split("=", 1)
-            model, param = key.split(".", 1)
-        except ValueError:
-            parser.error(f"--set takes MODEL.param=value, got {item!r}")
-        if model not in args.overrides:
-            parser.error(f"--set {item!r}: MODEL is one of {', '.join(args.overrides)}")
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            pass
-        args.overrides[model][param] = value
+    from training.benchmark import parse_overrides
+
+    args.overrides = parse_overrides(parser, args.set, ("miwae", "missforest", "cnn"), among="miwae, missforest, cnn")
     return args
 
 

@@ -71,7 +71,7 @@ def test_a_clone_imputes_with_another_l_and_the_same_weights():
 @pytest.mark.parametrize(
     "argv, message",
     [(["--parts", "fig2"], "--parts"), (["--table-rows", "oracle"], "--table-rows"), (["--sweep", "1,x"], "--sweep"),
-     (["--set", "gain.x=1"], "MODEL is one of"), (["--rows", "10", "--impute-rows", "20"], "--impute-rows"), (["--draws", "0"], "--draws")],
+     (["--set", "gain.x=1"], "MODEL among miwae, missforest, cnn"), (["--rows", "10", "--impute-rows", "20"], "--impute-rows"), (["--draws", "0"], "--draws")],
 )
 def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
