@@ -66,7 +66,7 @@ def parse_args(argv=None):
         parser.error("--miss-rate must be in (0, 1)")
     from training.benchmark import parse_overrides
 
-    args.overrides = parse_overrides(parser, args.set, MODELS, among="the labels of --models")
+    args.overrides = parse_overrides(parser, args.set, MODELS, among="the model labels ({})".format(", ".join(MODELS)))
     return args
 
 

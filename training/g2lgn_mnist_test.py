@@ -38,7 +38,7 @@ def test_runner_writes_table_csv_and_grid(quick_lenet, tmp_path, capsys):
 
 
 def test_bad_arguments_are_named(capsys):
-    for argv, message in ((["--models", "gain,nope"], "unknown model label"), (["--set", "x.y=1"], "MODEL among the labels of --models"),
+    for argv, message in ((["--models", "gain,nope"], "unknown model label"), (["--set", "x.y=1"], "MODEL among the model labels (zero, mean"),
                           (["--miss-rate", "1.5"], "--miss-rate")):
         with pytest.raises(SystemExit):
             g2lgn_mnist.parse_args(argv)

@@ -7,7 +7,8 @@
 Data (miwae.md Sec. 3: "the static binarisation of MNIST (with 50% of the pixels missing uniformly at
 random)"). Larochelle's binarised files are not shipped with the zoo's data; we build a static
 binarisation the same way, once: each pixel is 1 with probability intensity / 255, drawn with the fixed
-seed `BINARISATION_SEED` (the same images in every run and for every model). Training rows are the first
+seed `BINARISATION_SEED` (the training images; `BINARISATION_SEED + 1` the test images): the same images
+in every run and for every model. Training rows are the first
 `--rows` of MNIST's training split (the reproduction's 50,000), the test rows the first `--test-rows` of its
 test split. Each pixel is missing with probability `--miss-rate` (MCAR, one training and one test mask
 per seed, the same for every model).
@@ -18,8 +19,10 @@ best public reproduction: latent 50, Adam 3e-4, batch 32. Four variants (`VARIAN
 and missVAE (K = 1), each with the zero imputation function (the paper's) and with the learned constant
 (the notebooks'; the paper's other arm is an oracle, which has no use on real incomplete data).
 
-* fig1-left: the held-out log-likelihood of each variant: log p(x°) of the incomplete test images (their
-  observed pixels), estimated by eq. 3 with `--ll-samples` importance samples, mean over images, in nats.
+* fig1-left: the test log-likelihood of each variant, estimated by eq. 3 with `--ll-samples` importance
+  samples, mean over images, in nats: log p(x) of the complete test images (the paper compares it with a
+  VAE trained on complete data, so we read it as the whole image's), and beside it log p(x°) of their
+  observed pixels under the test mask.
 * fig1-right: single-imputation accuracy (the imputed probability thresholded at 0.5, against the
   binarised truth, over the missing pixels) of the first `--impute-rows` training images as a function
   of L (`--sweep`), for missIWAE and missVAE (zero imputation), against MissForest on the same rows.
@@ -33,8 +36,10 @@ and missVAE (K = 1), each with the zero imputation function (the paper's) and wi
   `--classifier-epochs` epochs are kept, stopping after 3 epochs without improvement. Over
   `--classifier-seeds` seeds per data seed; ± is the sample standard deviation.
 
-Memory: the multiple-imputation row holds `--draws` x `--rows` completed images, and as many all-ones
-masks for the classifier: 20 x 50,000 x 784 float32 values are 3.1 GB each.
+Memory: Table 1's rows are completed one at a time. The multiple-imputation row holds `--draws` x
+`--rows` completed images (20 x 50,000 x 784 float32 values: 3.1 GB), an all-ones mask as large, and
+`fit_arrays`' checked copies of both and TensorFlow's of its batches' source: plan for about 15 GB of
+memory at the full size.
 
 The paper's full protocol is hours on a GPU: 500 epochs of MIWAE, L = 10,000 over 50,000 images, 10
 classifier seeds. Every size is a flag, so a reduced CPU run and the full one are the same command.
@@ -67,6 +72,12 @@ PAPER_TABLE1 = {  # miwae.md Table 1: test accuracy, cross-entropy (means of 10 
     "complete": (0.986630, 0.046384),
 }
 PATIENCE = 3
+#: parameters the runner sets itself, which `--set` may not change (why, for the error message).
+RESERVED = {
+    "miwae": {"samples": "K is each variant's", "imputation": "each variant's", "seed": "the data seed", "imputation_samples": "--sweep and --imputation-samples"},
+    "missforest": {"random_state": "the data seed"},
+    "cnn": {"seed": "the classifier seeds", "n_classes": "MNIST's 10"},
+}
 
 
 def parse_args(argv=None):
@@ -106,11 +117,18 @@ def parse_args(argv=None):
         parser.error("--sweep needs positive values of L")
     if not 0 < args.miss_rate < 1:
         parser.error("--miss-rate must be in (0, 1)")
+    if args.rows < 2:
+        parser.error("--rows must be at least 2 (the last tenth, at least one row, validates Table 1's classifier)")
+    if args.classifier_seeds > 10_000:
+        parser.error("--classifier-seeds must be at most 10000 (classifier seeds are data seed * 10000 + index)")
     if args.impute_rows > args.rows:
         parser.error("--impute-rows must be at most --rows")
     from training.benchmark import parse_overrides
 
     args.overrides = parse_overrides(parser, args.set, ("miwae", "missforest", "cnn"), among="miwae, missforest, cnn")
+    for model, keys in RESERVED.items():
+        for key in sorted(set(args.overrides[model]) & set(keys)):
+            parser.error(f"--set {model}.{key}: set by the runner ({keys[key]})")
     return args
 
 
@@ -178,63 +196,87 @@ def missforest_complete(images, mask, args, seed):
     return completed, time.perf_counter() - start
 
 
-def train_classifier(train, validation, test, seed, args):
-    """(test accuracy, test cross-entropy, epochs kept) of `cnn` with early stopping on `validation`.
+def probabilities(model, images, ones):
+    return np.clip(np.asarray(model.predict_proba(images, ones)), 1e-12, 1.0)
 
-    Each of train/validation/test is (images [N, 28, 28], labels); the images are complete."""
+
+def cross_entropy(p, labels):
+    return float(-np.mean(np.log(p[np.arange(len(labels)), labels])))
+
+
+def early_stopping(images, labels):
+    """A Keras callback: after each epoch (one pass) the cross-entropy on (images, labels); it keeps the
+    best epoch's weights (`best_weights`, `best_epoch`) and stops `PATIENCE` epochs after it."""
+    import keras
+
+    class BestValidation(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ones = np.ones_like(images)
+            self.best, self.best_weights, self.best_epoch = np.inf, None, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = cross_entropy(probabilities(self.model, images, self.ones), labels)
+            if not np.isfinite(loss):
+                raise RuntimeError(f"cnn diverged: validation cross-entropy {loss} after epoch {epoch + 1}")
+            if loss < self.best:
+                self.best, self.best_weights, self.best_epoch = loss, self.model.get_weights(), epoch + 1
+            elif epoch + 1 - self.best_epoch >= PATIENCE:
+                self.model.stop_training = True
+
+    return BestValidation()
+
+
+def train_classifier(train, validation, test, seed, args):
+    """(test accuracy, test cross-entropy, best epoch) of `cnn` with early stopping on `validation`.
+
+    Each of train/validation/test is (images [N, 28, 28, 1], labels); the images are complete (their
+    masks all ones). One `fit_arrays` call of at most `--classifier-epochs` passes."""
     from keraszoo.models.cnn import ConvClassifier
 
-    def proba(model, images):
-        return np.clip(np.asarray(model.predict_proba(images[..., None], np.ones_like(images[..., None]))), 1e-12, 1.0)
-
-    def cross_entropy(p, labels):
-        return float(-np.mean(np.log(p[np.arange(len(labels)), labels])))
-
-    model = ConvClassifier(n_classes=10, seed=seed, **args.overrides["cnn"])
     images, labels = train
-    best, best_weights, best_epoch = np.inf, None, 0
-    for epoch in range(args.classifier_epochs):
-        model.fit_arrays(images[..., None], np.ones_like(images[..., None]), labels, epochs=1,
-                         batch_size=args.classifier_batch_size, seed=seed * 1000 + epoch)
-        loss = cross_entropy(proba(model, validation[0]), validation[1])
-        if loss < best:
-            best, best_weights, best_epoch = loss, model.get_weights(), epoch + 1
-        elif epoch + 1 - best_epoch >= PATIENCE:
-            break
-    model.set_weights(best_weights)
-    p = proba(model, test[0])
-    return float(np.mean(p.argmax(axis=1) == test[1])), cross_entropy(p, test[1]), best_epoch
+    stop = early_stopping(*validation)
+    model = ConvClassifier(**{**args.overrides["cnn"], "n_classes": 10, "seed": seed})
+    model.fit_arrays(images, np.ones_like(images), labels, epochs=args.classifier_epochs, batch_size=args.classifier_batch_size,
+                     seed=seed, callbacks=[stop])
+    model.set_weights(stop.best_weights)
+    p = probabilities(model, test[0], np.ones_like(test[0]))
+    return float(np.mean(p.argmax(axis=1) == test[1])), cross_entropy(p, test[1]), stop.best_epoch
 
 
-def table1_training_sets(rows, truth, mask, labels, models, args, seed):
-    """{Table 1 row: (completed training images [n or draws * n, 28, 28], their labels, seconds)}."""
-    sets = {}
-    if "zero" in rows:
-        sets["zero"] = (truth * mask, labels, 0.0)
-    if "complete" in rows:
-        sets["complete"] = (truth, labels, 0.0)
-    if "missforest" in rows:
-        completed, seconds = missforest_complete(truth, mask, args, seed)
-        sets["missforest"] = (completed, labels, seconds)
-    if "missiwae-single" in rows:
-        model = with_imputation_samples(models["missiwae-zero"], args.imputation_samples)
-        start = time.perf_counter()
-        completed = np.asarray(model.impute(truth[..., None], mask[..., None]))[..., 0]
-        sets["missiwae-single"] = (completed, labels, time.perf_counter() - start)
-    if "missiwae-multiple" in rows:
-        model = with_imputation_samples(models["missiwae-zero"], args.imputation_samples)
-        start = time.perf_counter()
-        draws = np.asarray(model.sample_imputations(truth[..., None], mask[..., None], args.draws))[..., 0]
-        sets["missiwae-multiple"] = (draws, labels, time.perf_counter() - start)  # [draws, n, 28, 28]
-    return sets
+def table1_training_set(row, truth, mask, models, args, seed):
+    """The training images completed for one Table 1 row, [n, 28, 28] ([draws, n, 28, 28] for the
+    multiple imputation). One row at a time, so that one completed copy is held at once."""
+    if row == "zero":
+        return truth * mask
+    if row == "complete":
+        return truth
+    if row == "missforest":
+        return missforest_complete(truth, mask, args, seed)[0]
+    model = with_imputation_samples(models["missiwae-zero"], args.imputation_samples)
+    if row == "missiwae-single":
+        return np.asarray(model.impute(truth[..., None], mask[..., None]))[..., 0]
+    return np.asarray(model.sample_imputations(truth[..., None], mask[..., None], args.draws))[..., 0]
+
+
+def split_for_classifier(completed, labels, n_val):
+    """((training images [.., 28, 28, 1], labels), (validation images, labels)): the last `n_val` rows
+    validate. For the multiple imputation ([draws, n, 28, 28]) every draw of each part, draw after draw,
+    with the labels repeated in the same order."""
+    if completed.ndim == 4:
+        draws = len(completed)
+        train = (completed[:, :-n_val].reshape(-1, *completed.shape[2:]), np.tile(labels[:-n_val], draws))
+        validation = (completed[:, -n_val:].reshape(-1, *completed.shape[2:]), np.tile(labels[-n_val:], draws))
+    else:
+        train, validation = (completed[:-n_val], labels[:-n_val]), (completed[-n_val:], labels[-n_val:])
+    return (train[0][..., None], train[1]), (validation[0][..., None], validation[1])
 
 
 def run_seed(seed, truth, labels, test_truth, test_labels, args, log):
     from keraszoo.data.missingness import mcar_mask
 
-    rng_seed = 1000 + seed
-    mask = mcar_mask(truth.shape, args.miss_rate, seed=rng_seed).astype(np.float32)
-    test_mask = mcar_mask(test_truth.shape, args.miss_rate, seed=rng_seed + 500).astype(np.float32)
+    mask = mcar_mask(truth.shape, args.miss_rate, seed=1000 + 2 * seed).astype(np.float32)
+    test_mask = mcar_mask(test_truth.shape, args.miss_rate, seed=1000 + 2 * seed + 1).astype(np.float32)
     records, models = [], {}
     for label in needed_variants(args):
         models[label], seconds = train_variant(label, truth, mask, seed, args)
@@ -242,9 +284,11 @@ def run_seed(seed, truth, labels, test_truth, test_labels, args, log):
         records.append({"part": "fit", "seed": seed, "model": label, "setting": "", "value": seconds, "extra": ""})
     if "fig1-left" in args.part_list:
         for label in VARIANTS:
-            ll = np.asarray(models[label].log_likelihood(test_truth[..., None], test_mask[..., None], samples=args.ll_samples))
-            records.append({"part": "fig1-left", "seed": seed, "model": label, "setting": args.ll_samples, "value": float(ll.mean()), "extra": ""})
-            log(f"seed {seed}: {label} held-out log-likelihood {ll.mean():.2f} nats")
+            whole = np.asarray(models[label].log_likelihood(test_truth[..., None], np.ones_like(test_truth[..., None]), samples=args.ll_samples))
+            observed = np.asarray(models[label].log_likelihood(test_truth[..., None], test_mask[..., None], samples=args.ll_samples))
+            records.append({"part": "fig1-left", "seed": seed, "model": label, "setting": args.ll_samples, "value": float(whole.mean()),
+                            "extra": float(observed.mean())})
+            log(f"seed {seed}: {label} test log-likelihood {whole.mean():.2f} nats (observed half: {observed.mean():.2f})")
     if "fig1-right" in args.part_list:
         n = args.impute_rows
         for label in ("missiwae-zero", "missvae-zero"):
@@ -259,18 +303,15 @@ def run_seed(seed, truth, labels, test_truth, test_labels, args, log):
         log(f"seed {seed}: missforest accuracy {accuracy:.4f} ({seconds:.0f} s)")
     if "table1" in args.part_list:
         n_val = max(1, len(truth) // 10)
-        sets = table1_training_sets(args.table_list, truth, mask, labels, models, args, seed)
         for row in args.table_list:
-            completed, row_labels, seconds = sets[row]
-            if completed.ndim == 4:  # multiple imputation: every draw of the training and validation rows
-                train = (completed[:, :-n_val].reshape(-1, *truth.shape[1:]), np.tile(row_labels[:-n_val], len(completed)))
-                validation = (completed[:, -n_val:].reshape(-1, *truth.shape[1:]), np.tile(row_labels[-n_val:], len(completed)))
-            else:
-                train, validation = (completed[:-n_val], row_labels[:-n_val]), (completed[-n_val:], row_labels[-n_val:])
+            start = time.perf_counter()
+            train, validation = split_for_classifier(table1_training_set(row, truth, mask, models, args, seed), labels, n_val)
+            log(f"seed {seed}: table 1 {row}: {len(train[0])} training images completed in {time.perf_counter() - start:.0f} s")
             for c in range(args.classifier_seeds):
-                accuracy, cross_entropy, epochs = train_classifier(train, validation, (test_truth, test_labels), seed * 100 + c, args)
-                records.append({"part": "table1", "seed": seed, "model": row, "setting": c, "value": accuracy, "extra": cross_entropy})
-                log(f"seed {seed}: table 1 {row} classifier {c}: accuracy {accuracy:.4f}, cross-entropy {cross_entropy:.4f} ({epochs} epochs)")
+                accuracy, entropy, epochs = train_classifier(train, validation, (test_truth[..., None], test_labels), seed * 10_000 + c, args)
+                records.append({"part": "table1", "seed": seed, "model": row, "setting": c, "value": accuracy, "extra": entropy})
+                log(f"seed {seed}: table 1 {row} classifier {c}: accuracy {accuracy:.4f}, cross-entropy {entropy:.4f} (best epoch {epochs})")
+            del train, validation  # one row's completed images at a time
     return records
 
 
@@ -306,9 +347,10 @@ def write_report(path, records, args, argv, seconds):
     for r in records:
         by.setdefault((r["part"], r["model"], r["setting"] if r["part"] == "fig1-right" else ""), []).append(r)
     if "fig1-left" in args.part_list:
-        lines += [f"## Fig. 1 left: held-out log-likelihood (nats per test image, observed pixels, K = {args.ll_samples})", "",
-                  "| model | log p(x°) |", "|---|---|"]
-        lines += [f"| {label} | {_mean_std([r['value'] for r in by[('fig1-left', label, '')]])} |" for label in VARIANTS]
+        lines += [f"## Fig. 1 left: test log-likelihood (nats per test image, eq. 3 with K = {args.ll_samples})", "",
+                  "| model | log p(x), complete test images (the paper's) | log p(x°), their observed pixels |", "|---|---|---|"]
+        lines += [f"| {label} | {_mean_std([r['value'] for r in by[('fig1-left', label, '')]])} | "
+                  f"{_mean_std([r['extra'] for r in by[('fig1-left', label, '')]])} |" for label in VARIANTS]
         lines.append("")
     if "fig1-right" in args.part_list:
         lines += [f"## Fig. 1 right: single-imputation accuracy of the missing pixels (first {args.impute_rows} training images)", "",
