@@ -65,6 +65,21 @@ DF_FLOOR = 3.0  # the notebooks' softplus(.) + 3 of the Student-t degrees of fre
 POSTERIOR_SCALE_FLOOR = 1e-4
 
 
+def observation_log_prob(observed, x):
+    """log p_θ(x | z) of each entry. For a Student-t, the density written out with `lgamma`:
+    TFP's `StudentT.log_prob` goes through a numerically careful `lbeta`, which made it 2.9x slower on
+    [100, 569, 30] tensors and about 70% of the time of L = 10,000 importance sampling (the same value to
+    float32 rounding for the degrees of freedom above 3 that `DF_FLOOR` guarantees)."""
+    if not isinstance(observed, distributions().StudentT):
+        return observed.log_prob(x)
+    df, scale = observed.df, observed.scale
+    y = (x - observed.loc) / scale
+    return (
+        tf.math.lgamma(0.5 * (df + 1.0)) - tf.math.lgamma(0.5 * df) - 0.5 * tf.math.log(df * math.pi)
+        - tf.math.log(scale) - 0.5 * (df + 1.0) * tf.math.log1p(tf.square(y) / df)
+    )
+
+
 def snis_update(log_total, weighted_sum, log_w, values):
     """One chunk of self-normalised importance sampling with a running log-sum-exp.
 
@@ -206,7 +221,7 @@ class MIWAE(DeepImputer):
         """log r = log p_θ(x°|z) + log p(z) − log q_γ(z|x°) for z [c, batch, d]; returns (log r [c, batch],
         log p_θ(x°|z) [c, batch], p_θ(x | z))."""
         observed = self.observation_model(z, training=training)
-        log_px = tf.reduce_sum(mask[None] * observed.log_prob(x[None]), axis=self._example_axes(2))
+        log_px = tf.reduce_sum(mask[None] * observation_log_prob(observed, x[None]), axis=self._example_axes(2))
         tfd = distributions()
         log_prior = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(z), axis=-1)
         log_q = tf.reduce_sum(tfd.Normal(mean[None], scale[None]).log_prob(z), axis=-1)
