@@ -29,7 +29,7 @@ def test_static_binarisation_is_fixed_and_follows_the_intensities():
 def test_runner_writes_fig1_and_table1(mnist_on_disk, tmp_path):
     out = tmp_path / "miwae_mnist.md"
     records = miwae_mnist.main(
-        ["--rows", "60", "--test-rows", "30", "--iterations", "3", "--batch-size", "16", "--ll-samples", "4", "--sweep", "1,6",
+        ["--rows", "60", "--test-rows", "30", "--iterations", "3", "--batch-size", "16", "--ll-samples", "4", "--ll-rows", "12", "--sweep", "1,6",
          "--impute-rows", "10", "--imputation-samples", "6", "--draws", "2", "--classifier-seeds", "2", "--classifier-epochs", "2",
          "--classifier-batch-size", "16", "--set", "miwae.latent_dim=3", "--set", "miwae.filters=2", "--set", "miwae.dense_units=8",
          "--set", "missforest.n_estimators=2", "--set", "missforest.max_iter=1", "--set", "missforest.n_jobs=1", "--set", "cnn.filters=[2, 2]", "--set", "cnn.dense_units=4",
@@ -39,6 +39,7 @@ def test_runner_writes_fig1_and_table1(mnist_on_disk, tmp_path):
     assert text.startswith("# MIWAE on binarised MNIST") and "Command: `python -m training.miwae_mnist --rows 60" in text
     for heading in ("Fig. 1 left", "Fig. 1 right", "Table 1"):
         assert heading in text
+    assert "mean over the first 12 test images" in text
     lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert set(miwae_mnist.VARIANTS) | {"missforest"} | set(miwae_mnist.TABLE_ROWS) <= set(lines)
     assert "0.9868" in lines["missiwae-multiple"]  # the paper's number beside ours
@@ -74,7 +75,8 @@ def test_a_clone_imputes_with_another_l_and_the_same_weights():
     [(["--parts", "fig2"], "--parts"), (["--table-rows", "oracle"], "--table-rows"), (["--sweep", "1,x"], "--sweep"),
      (["--set", "gain.x=1"], "MODEL among miwae, missforest, cnn"), (["--set", "miwae.samples=5"], "set by the runner"),
      (["--set", "cnn.seed=1"], "set by the runner"), (["--rows", "1", "--impute-rows", "1"], "--rows must be at least 2"),
-     (["--rows", "10", "--impute-rows", "20"], "--impute-rows"), (["--draws", "0"], "--draws")],
+     (["--rows", "10", "--impute-rows", "20"], "--impute-rows"), (["--draws", "0"], "--draws"),
+     (["--test-rows", "10", "--ll-rows", "11"], "--ll-rows")],
 )
 def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
