@@ -78,7 +78,7 @@ def randomised_flow(p=4, seed=0):
     model = EMFlow(hidden_units=[8, 8], coupling_pairs=2, seed=seed)
     model.build((None, p))
     rng = np.random.default_rng(seed)
-    for network in model.coupling_layers:
+    for network in model.coupling_networks.networks:
         output = network.get_layer("output")
         output.set_weights([0.3 * rng.normal(size=w.shape).astype(np.float32) for w in output.get_weights()])
     mu, sigma = known_gaussian(p, seed)

@@ -41,6 +41,19 @@ def coupling_network(n_inputs, n_outputs, hidden_units, output_activation, seed,
     return keras.Model(inputs, outputs, name=name)
 
 
+class CouplingNetworks(keras.layers.Layer):
+    """The flow's s- and t-networks in one layer (one object whose `trainable_variables` an optimizer
+    trains), in the order of `coupling_networks`: s and t of layer 0, of layer 1, ..."""
+
+    def __init__(self, pairs, **kwargs):
+        super().__init__(**kwargs)
+        self.networks = [network for pair in pairs for network in pair]
+        self.built = True
+
+    def pairs(self):
+        return list(zip(self.networks[0::2], self.networks[1::2]))
+
+
 def split_permutations(n_features, coupling_pairs, seed):
     """One random permutation of the features per pair of coupling layers (fixed by `seed`)."""
     rng = np.random.default_rng(seed)
