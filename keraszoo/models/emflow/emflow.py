@@ -177,7 +177,7 @@ class EMFlow(FlowImputer):
     def train_step(self, data):
         x, mask = data[0], data[1]
         x_hat, observed = self.unpack(x, mask)
-        n_rows = global_sum(tf.cast(tf.shape(x_hat)[0], x_hat.dtype))
+        n_rows = self.global_count(x_hat)
         variables = self.coupling_networks.trainable_variables
         # A fresh bijector per phase: TFP caches a bijector's results by input tensor, and each phase
         # must see the weights the previous phase's step left.
@@ -202,8 +202,7 @@ class EMFlow(FlowImputer):
             l2 = tf.reduce_sum(-log_p + self.alpha * squared) / n_rows
         self.flow_optimizer.apply_gradients(zip(tape.gradient(l2, variables), variables))
 
-        n_observed = global_sum(tf.reduce_sum(observed))
-        mse = tf.reduce_sum(squared) / tf.maximum(n_observed, 1.0)
+        mse = tf.reduce_sum(squared) / tf.maximum(self.global_count(observed, entries=True), 1.0)
         logs = self.record({"nll": self.nll_tracker, "l2_loss": self.l2_tracker, "mse_observed": self.reconstruction_tracker},
                            {"nll": nll, "l2_loss": l2, "mse_observed": mse})
         self.rho_tracker.update_state(rho)

@@ -122,6 +122,13 @@ class FlowImputer(DeepImputer):
         means = sums[0] / tf.maximum(sums[1], 1.0)
         return tf.where(observed > 0, x, means[None]), observed
 
+    @staticmethod
+    def global_count(tensor, entries=False):
+        """The global batch's number of rows of `tensor` (or, with `entries`, the sum of its entries: a
+        mask's count of observed entries), the denominator of per-row and per-entry losses."""
+        count = tf.reduce_sum(tensor) if entries else tf.cast(tf.shape(tensor)[0], tensor.dtype)
+        return global_sum(count)
+
     def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, callbacks=None, verbose=0):
         """The rounds of the module docstring; returns every round's history merged."""
         x = np.asarray(x, dtype=np.float32)
