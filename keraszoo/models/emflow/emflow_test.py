@@ -186,3 +186,32 @@ def test_emflow_learns_on_breast_cancer():
     np.testing.assert_array_equal(imputed[mask > 0], truth[mask > 0])
     rmse, mean_rmse = missing_rmse(truth, imputed, mask), missing_rmse(truth, mean_imputation(truth, mask), mask)
     assert rmse < 0.8 * mean_rmse, (rmse, mean_rmse)
+
+
+def test_emflow_on_images_trains_through_training_train_with_tensorboard_and_exports(tmp_path):
+    """8x8 digits: the nearest-pixel fills, two rounds through `training.train`, TensorBoard's losses, rho_t
+    and held-out RMSE per epoch, and an export that imputes images keeping observed pixels."""
+    import io
+    import json
+    import os
+    from contextlib import redirect_stdout
+
+    from keraszoo.testing import check_exported_digit_images, tensorboard_tensors
+    from training import train
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        summary = train.main(
+            ["--model", "emflow", "--dataset", "digits", "--mechanism", "mcar", "--epochs", "2", "--batch-size", "128",
+             "--set", "hidden_units=[16]", "--set", "coupling_pairs=1", "--set", "rounds=2", "--set", "alpha=1000.0",
+             "--logdir", str(tmp_path / "logs"), "--export", str(tmp_path / "serving"), "--force"]
+        )
+    assert "examples of 8x8x1" in out.getvalue(), out.getvalue()
+    config = json.load(open(os.path.join(str(tmp_path / "logs"), "config.json")))
+    assert config["params"]["rounds"] == 2 and config["params"]["hidden_units"] == [16], config
+    logs = {run: tensorboard_tensors(str(tmp_path / "logs"), run) for run in ("train", "validation")}
+    assert {"epoch_nll", "epoch_l2_loss", "epoch_rho", "epoch_mse_observed"} <= set(logs["train"]), sorted(logs["train"])
+    assert len(logs["train"]["epoch_rho"]) == 2 and all(0 < float(r) < 1 for r in logs["train"]["epoch_rho"])
+    held_out = [float(v) for v in logs["validation"]["epoch_rmse"]]
+    assert len(held_out) == 2 and min(held_out) == pytest.approx(summary["val_rmse"], rel=1e-5)  # the best epoch's model
+    check_exported_digit_images(summary["export_path"])
