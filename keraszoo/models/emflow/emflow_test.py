@@ -178,14 +178,15 @@ def test_bad_parameters_are_named(bad, message):
 
 
 def test_emflow_learns_on_breast_cancer():
-    """20% MCAR on the 30-column breast-cancer table: well below mean imputation's RMSE, observed entries kept."""
+    """20% MCAR on the 30-column breast-cancer table, one pair of coupling layers of 32 units, 300 steps in 3
+    rounds: RMSE 0.052 here (mean imputation 0.151), observed entries kept."""
     truth, mask = breast_mcar(0.2, 0)
-    model = EMFlow(rounds=3, seed=0)
-    model.fit_arrays(truth, mask, iterations=600)
+    model = EMFlow(rounds=3, seed=0, coupling_pairs=1, hidden_units=[32])
+    model.fit_arrays(truth, mask, iterations=300)
     imputed = np.asarray(model.impute(truth, mask))
     np.testing.assert_array_equal(imputed[mask > 0], truth[mask > 0])
     rmse, mean_rmse = missing_rmse(truth, imputed, mask), missing_rmse(truth, mean_imputation(truth, mask), mask)
-    assert rmse < 0.8 * mean_rmse, (rmse, mean_rmse)
+    assert rmse < 0.5 * mean_rmse, (rmse, mean_rmse)
 
 
 def test_emflow_on_images_trains_through_training_train_with_tensorboard_and_exports(tmp_path):
