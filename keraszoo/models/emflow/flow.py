@@ -8,8 +8,8 @@ random half/half split of the features, each used twice, once conditioning on on
 other, so six coupling layers; separate s- and t-networks per layer, each with 3 hidden layers as wide
 as the data (LeakyReLU), s ending in tanh, t linear.
 
-Every s- and t-network is a Keras 3 functional model held in a list attribute of the Keras model that
-owns the flow, so Keras tracks, saves and trains its weights; the bijector is rebuilt from them at each
+Every s- and t-network is a Keras 3 functional model held by one `CouplingNetworks` layer of the Keras
+model that owns the flow, so Keras tracks, saves and trains its weights; the bijector is rebuilt from them at each
 call (cheap: no variables), its `shift_and_log_scale_fn` a plain function of the two networks. TFP's own
 network helpers (`real_nvp_default_template`, `AutoregressiveNetwork`, `tfp.layers`) are tf_keras objects
 whose weights a Keras 3 model would not track (they would never train), hence this construction.
