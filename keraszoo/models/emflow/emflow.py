@@ -41,6 +41,12 @@ class EMFlow(FlowImputer):
        says. Since z-hat is fixed, log p_X(x-tilde) = log N(z-hat; mu, Sigma) - log|det df/dz (z-hat)|, so
        no inverse pass is needed.
 
+    Algorithm 1 updates psi twice per batch "via gradient descent" without naming the optimizer (Adam
+    assumed). The two updates get one Adam each (`flow_optimizer`, `l2_optimizer`): one Adam shared by both
+    mixes the two losses in its second moments, where L2's alpha-weighted gradients dominate and L1's steps
+    shrink to nothing. Measured on breast cancer (20% MCAR, 1,000 steps in 3 rounds, default flow): RMSE
+    0.145 with one shared Adam, 0.049 with two.
+
     The base is initialised to the sample mean and covariance of the first batch's embeddings (Sec. 3.5)
     before that batch's L1 step. `beta` > 0 uses eq. 15's robust Sigma + beta Diag(Sigma) wherever Sigma is
     used (conditioning and likelihood); the stored Sigma is eq. 7's, so the inflation does not compound.
@@ -66,8 +72,9 @@ class EMFlow(FlowImputer):
     before training EMFlow imputes as Gaussian EM in data space would.
     """
 
-    optimizer_networks = {"flow_optimizer": "coupling_networks"}
-    default_learning_rates = {"flow_optimizer": 1e-4}  # Sec. 4.1: lr 1e-4, batch 256 (Adam assumed)
+    # Two Adams on the same flow: one per update of Algorithm 1 (see the class docstring)
+    optimizer_networks = {"flow_optimizer": "coupling_networks", "l2_optimizer": "coupling_networks"}
+    default_learning_rates = {"flow_optimizer": 1e-4, "l2_optimizer": 1e-4}  # Sec. 4.1: lr 1e-4, batch 256 (Adam assumed)
     default_batch_size = 256
     default_iterations = 5000
 
@@ -123,9 +130,10 @@ class EMFlow(FlowImputer):
         self.super_second = self.add_weight(name="super_second", shape=(slots, p, p), initializer="zeros", **state)
         self.super_count = self.add_weight(name="super_count", shape=(slots,), initializer="zeros", **state)
 
-    def compile(self, flow_optimizer=None, **kwargs):
-        """`flow_optimizer` trains the flow (Adam(1e-4) if None); the base is fitted by EM, not by it."""
-        super().compile(flow_optimizer=flow_optimizer, **kwargs)
+    def compile(self, flow_optimizer=None, l2_optimizer=None, **kwargs):
+        """`flow_optimizer` takes the flow's L1 steps and `l2_optimizer` its L2 steps (Adam(1e-4) each if
+        None); the base is fitted by EM, not by them."""
+        super().compile(flow_optimizer=flow_optimizer, l2_optimizer=l2_optimizer, **kwargs)
 
     @property
     def metrics(self):
@@ -200,7 +208,7 @@ class EMFlow(FlowImputer):
             log_p = flow.gaussian_log_prob(z_hat, self.base_mean, chol) - bijector.forward_log_det_jacobian(z_hat, event_ndims=1)
             squared = tf.reduce_sum(observed * tf.square(x_tilde - x_hat), axis=1)
             l2 = tf.reduce_sum(-log_p + self.alpha * squared) / n_rows
-        self.flow_optimizer.apply_gradients(zip(tape.gradient(l2, variables), variables))
+        self.l2_optimizer.apply_gradients(zip(tape.gradient(l2, variables), variables))
 
         mse = tf.reduce_sum(squared) / tf.maximum(self.global_count(observed, entries=True), 1.0)
         logs = self.record({"nll": self.nll_tracker, "l2_loss": self.l2_tracker, "mse_observed": self.reconstruction_tracker},

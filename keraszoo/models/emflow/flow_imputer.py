@@ -34,7 +34,8 @@ from keraszoo.models.emflow import fills, flow
 
 
 class FlowImputer(DeepImputer):
-    """Base of the flow imputers (see the module docstring); the optimizer of the flow is `flow_optimizer`."""
+    """Base of the flow imputers (see the module docstring); `optimizer_networks` names every optimizer of
+    the flow's `coupling_networks` (a round's `reset_flow` clears them)."""
 
     example_kinds = ("table", "image")
     density = True
@@ -166,12 +167,16 @@ class FlowImputer(DeepImputer):
         self.feature_scale.assign(np.maximum(stds, 1e-3).astype(np.float32))
 
     def reset_flow(self, draw):
-        """Redraw the flow's weights (draw `draw`) and zero its optimizer's moments and step count."""
+        """Redraw the flow's weights (draw `draw`) and zero the moments and step count of every optimizer
+        that trains it."""
         for network, new in zip(self.coupling_networks.networks, [n for pair in self.fresh_coupling_pairs(draw) for n in pair]):
             network.set_weights(new.get_weights())
-        for variable in self.flow_optimizer.variables:
-            if not variable.path.endswith("learning_rate"):
-                variable.assign(tf.zeros_like(variable))
+        for name, networks in self.optimizer_networks.items():
+            if "coupling_networks" not in ((networks,) if isinstance(networks, str) else tuple(networks)):
+                continue
+            for variable in getattr(self, name).variables:
+                if not variable.path.endswith("learning_rate"):
+                    variable.assign(tf.zeros_like(variable))
 
     # --- re-imputation and imputation --------------------------------------------------------------
     def reimpute_once(self, x_hat, observed, bijector=None):
