@@ -201,11 +201,10 @@ class EMFlow(FlowImputer):
         z_hat = tf.stop_gradient(z_hat)
 
         # L2 (eqs. 13-14): likelihood of f(z-hat) and alpha x the error on observed entries
-        chol = tf.linalg.cholesky(self.covariance())
         bijector = self.bijector()
         with tf.GradientTape() as tape:
             x_tilde = bijector.forward(z_hat)
-            log_p = flow.gaussian_log_prob(z_hat, self.base_mean, chol) - bijector.forward_log_det_jacobian(z_hat, event_ndims=1)
+            log_p = self.log_prob_of_forward(z_hat, bijector)
             squared = tf.reduce_sum(observed * tf.square(x_tilde - x_hat), axis=1)
             l2 = tf.reduce_sum(-log_p + self.alpha * squared) / n_rows
         self.l2_optimizer.apply_gradients(zip(tape.gradient(l2, variables), variables))

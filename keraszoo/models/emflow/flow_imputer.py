@@ -112,6 +112,10 @@ class FlowImputer(DeepImputer):
         bijector = bijector or self.bijector()
         return self.base_log_prob(bijector.inverse(rows)) + bijector.inverse_log_det_jacobian(rows, event_ndims=1)
 
+    def log_prob_of_forward(self, z, bijector):
+        """log p_X(f(z)) of latent rows z [B, p] = log p_Z(z) - log|det df/dz| (no inverse pass needed)."""
+        return self.base_log_prob(z) - bijector.forward_log_det_jacobian(z, event_ndims=1)
+
     # --- training ----------------------------------------------------------------------------------
     def unpack(self, x, mask):
         """(x-hat [B, p], observed [B, p]) of a training batch (see the module docstring)."""

@@ -102,7 +102,7 @@ class MCFlow(FlowImputer):
             z_hat = self.latent_network(z, training=True)
             x_new = bijector.forward(z_hat)
             squared = tf.reduce_sum(observed * tf.square(x_new - x_hat), axis=1)
-            log_p = self.base_log_prob(z_hat) - bijector.forward_log_det_jacobian(z_hat, event_ndims=1)
+            log_p = self.log_prob_of_forward(z_hat, bijector)
             # the reference code's weighting: the squared error summed over the batch, the NLL averaged
             latent_loss = tf.reduce_sum(squared) - tf.reduce_sum(log_p) / n_rows
         self.latent_optimizer.apply_gradients(zip(tape.gradient(latent_loss, latent_variables), latent_variables))
