@@ -85,6 +85,12 @@ class ImputeClient:
         )
         return to_numpy(response.outputs["log_likelihood"])
 
+    def log_prob(self, model, rows, version=None, version_label=None):
+        """Exact log-density of complete rows (no NaN), [rows] (models with an exact density: the flows)."""
+        values, _ = _as_rows(rows)
+        response = self.predict(model, {"x": values}, signature="log_prob", version=version, version_label=version_label)
+        return to_numpy(response.outputs["log_prob"])
+
     def predict(self, model, inputs, signature="serving_default", version=None, version_label=None):
         """A raw Predict call: `inputs` maps input names to numpy arrays; returns the PredictResponse."""
         request = predict_pb2.PredictRequest()

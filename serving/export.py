@@ -14,6 +14,9 @@ Signatures (inputs and outputs float32, raw scale — the imputer's min-max scal
   estimate in scaled units minus Σ log(range) over the row's observed entries, the min-max scaling's
   Jacobian (constant columns, scaled by 1, add nothing); `samples` is the model's Monte-Carlo budget
   (MIWAE's K), at most MAX_LIKELIHOOD_SAMPLES, and samples x rows at most MAX_LIKELIHOOD_DRAWS.
+* ``log_prob(x)`` -> ``{"log_prob": [None]}`` (models with an exact density, the flows): the exact
+  log-density of complete rows in the raw units of `x` (the model's minus Σ log(range) over the row);
+  a NaN anywhere in `x` is INVALID_ARGUMENT (``log_likelihood`` takes incomplete rows).
 
 Classifiers (`keraszoo.sklearn.ZooClassifier`) export ``predict(x)`` (also ``serving_default``) and
 ``predict_with_mask(x, mask)`` -> ``{"probabilities": [None, n_classes]}`` (columns in the order of
@@ -74,6 +77,8 @@ MAX_LIKELIHOOD_SAMPLES = 100_000
 MAX_LIKELIHOOD_DRAWS = 20_000_000
 #: model names export accepts: a folder name, a REST path segment and a config string that need no escaping.
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+#: signatures that take complete rows only (their warm-up requests have no missing value).
+COMPLETE_ROW_SIGNATURES = ("log_prob",)
 #: warm-up requests written per signature, with these many rows each.
 WARMUP_ROWS = (1, 8)
 
@@ -165,9 +170,20 @@ class _ImputerModule(tf.Module):
         scaled, model_mask = self._scaled(x, mask)
         scaled_log_p = self._functions["log_likelihood"](scaled, model_mask, samples)
         # p_raw(x°) = p_scaled(x°) / Π range over the observed entries (x_scaled = (x − min) / range)
+        return {"log_likelihood": tf.cast(tf.cast(scaled_log_p, tf.float64) - self._log_jacobian(mask), tf.float32)}
+
+    def log_prob(self, x):
+        complete = tf.reduce_all(tf.math.is_finite(x))
+        x = _after([tf.debugging.Assert(complete, ["log_prob takes complete rows (no NaN or inf in x): use log_likelihood for rows with missing entries"])], x)
+        mask = tf.ones_like(x)
+        scaled, _ = self._scaled(x, mask)
+        scaled_log_p = self._functions["log_prob"](scaled)
+        return {"log_prob": tf.cast(tf.cast(scaled_log_p, tf.float64) - self._log_jacobian(mask), tf.float32)}
+
+    def _log_jacobian(self, mask):
+        """Σ log(range) over each row's entries that `mask` marks: p_raw(x°) = p_scaled(x°) / Π range."""
         log_range = tf.where(self.constant_columns, tf.zeros_like(self.data_range), tf.math.log(self.data_range))
-        jacobian = tf.reduce_sum(tf.reshape(tf.cast(mask, tf.float64) * log_range, [tf.shape(x)[0], -1]), axis=1)
-        return {"log_likelihood": tf.cast(tf.cast(scaled_log_p, tf.float64) - jacobian, tf.float32)}
+        return tf.reduce_sum(tf.reshape(tf.cast(mask, tf.float64) * log_range, [tf.shape(mask)[0], -1]), axis=1)
 
     def predict_with_mask(self, x, mask):
         x = self._checked(x, mask)
@@ -211,6 +227,8 @@ def _model_functions(model):
                 functions["log_likelihood"] = lambda s, m, k: chunked_rows(
                     lambda a, b: model._log_likelihood_graph(a, b, k), [s, m], model.rows_per_chunk()
                 )
+            if model.exact_density:
+                functions["log_prob"] = lambda s: chunked_rows(lambda a: model.log_prob_batch(a), [s], model.rows_per_chunk())
         return model.variables, functions
     if model.exportable():
         return [], {"impute": model.tf_impute}
@@ -266,6 +284,8 @@ def export(imputer, base_path, name, version=None):
             signatures["log_likelihood"] = tf.function(
                 module.log_likelihood, input_signature=[x_spec, tf.TensorSpec([], tf.int32, name="samples")]
             )
+        if "log_prob" in functions:
+            signatures["log_prob"] = tf.function(module.log_prob, input_signature=[x_spec])
     path = os.path.join(base_path, name, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists: TF Serving versions are immutable, export a new version number")
@@ -294,7 +314,7 @@ def write_warmup_requests(saved_model_dir, name, signatures, data_min, data_rang
 
     A TFRecord of `PredictionLog` protos (each a `predict_log` holding a PredictRequest), one per
     signature and size in WARMUP_ROWS: rows inside the fitted range, about one value in five missing
-    (NaN in `x`, 0 in `mask`); `n` = 2 draws, `samples` = 2. Far below TF Serving's limit of 1,000 records.
+    (NaN in `x`, 0 in `mask`; none for `log_prob`, which takes complete rows); `n` = 2 draws, `samples` = 2. Far below TF Serving's limit of 1,000 records.
     """
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -314,6 +334,8 @@ def write_warmup_requests(saved_model_dir, name, signatures, data_min, data_rang
             for rows in WARMUP_ROWS:
                 x = (low + rng.random((rows, *input_shape)) * span).astype(np.float32)
                 mask = (rng.random(x.shape) >= 0.2).astype(np.float32)
+                if signature_name in COMPLETE_ROW_SIGNATURES:
+                    mask = np.ones_like(mask)
                 request = predict_pb2.PredictRequest()
                 request.model_spec.name = name
                 request.model_spec.signature_name = signature_name

@@ -72,6 +72,9 @@ Switches (see ../shared/notes/reference-implementations.md, section 8, for the p
   rounded to the nearest integer (`round_discrete_columns`). It is off by default: it is a
   post-processing the GAIN paper does not describe, and it raises RMSE on our tables (see
   benchmarks/results/README.md).
+* `--label-feature D1,D2,...` -- those data sets keep their (numeric) label as their last feature
+  column, imputed and scored like the others: EMFlow's Wine has 12 columns, the 11 physicochemical
+  ones and quality (`--label-feature wine`). A data set whose label is not numeric is an error.
 * `--max-rows N` -- use a fixed random subset of N rows of each table (drawn with seed 0, the same
   for every seed, model and switch, kept in file order), for quick runs; default: every row.
 * `--seeds S` -- seeds 0..S-1; the seed sets the mask, the split, the model and the shuffling (and,
@@ -252,6 +255,10 @@ def build_parser(prog="python -m training.benchmark"):
         "--norm-rows", choices=NORM_ROWS, default="scored",
         help="scaling statistics from the scored rows or from every row of the table (default scored)",
     )
+    parser.add_argument(
+        "--label-feature", default="", metavar="D1,D2,...",
+        help="data sets whose numeric label joins their features as the last column (EMFlow's 12-column Wine: --label-feature wine)",
+    )
     parser.add_argument("--max-rows", type=int, default=None, metavar="N", help="use a fixed random subset of N rows of each table (default: all)")
     parser.add_argument("--data-dir", default=None, help="data directory (default: $KERASZOO_DATA_DIR)")
     parser.add_argument(
@@ -312,6 +319,10 @@ def parse_args(argv=None, prog="python -m training.benchmark"):
         parser.error("--seeds must be at least 1")
     if args.max_rows is not None and args.max_rows < 10:
         parser.error(f"--max-rows must be at least 10, got {args.max_rows}")
+    args.label_feature = [d for d in args.label_feature.split(",") if d] if isinstance(args.label_feature, str) else list(args.label_feature)
+    for d in args.label_feature:
+        if d not in args.datasets:
+            parser.error(f"--label-feature {d}: not one of --datasets ({', '.join(args.datasets)})")
     args.overrides = parse_overrides(parser, args.set, args.models)
     _check_model_kinds(parser, args)
     return args
@@ -473,12 +484,23 @@ def load_data(args):
                     + (" with --dims" if args.dims not in (None, [None]) else "") + " gives a table"
                 )
             table = dataset.numeric_array()
+            if name in getattr(args, "label_feature", []):
+                table = with_label_column(table, dataset.labels, name)
         tables[name] = subset_rows(table, args.max_rows)
         if getattr(args, "classifiers", []):
             if dataset.labels is None:
                 build_parser().error(f"classifier(s) {', '.join(args.classifiers)} need labels; data set {name!r} has none")
             labels[name] = subset_rows(np.asarray(dataset.labels), args.max_rows)
     return tables, labels
+
+
+def with_label_column(table, labels, name):
+    """`table` with the data set's numeric label appended as its last column (`--label-feature`)."""
+    import pandas as pd
+
+    if labels is None or not pd.api.types.is_numeric_dtype(labels):
+        build_parser().error(f"--label-feature {name}: its label is not numeric ({'none' if labels is None else labels.dtype}), so it cannot be a feature")
+    return np.column_stack([table, np.asarray(labels, dtype=np.float64)])
 
 
 def subset_rows(table, max_rows):
@@ -973,6 +995,9 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         title = f"# {headline} on {where}, {single_rate} {mech} ({args.protocol} protocol)"
     if args.dims == [None]:
         columns = "Every column of each table is used (label column excluded)"
+        if getattr(args, "label_feature", []):
+            columns = (f"Every column of each table is used; the label column is excluded, except for {', '.join(args.label_feature)}, "
+                       "whose numeric label is its last feature (imputed and scored like the others)")
         if s["mechanism"] in IMAGE_MECHANISMS:
             image_models = [m for m in args.models if takes_images(registered_name(m))]
             others = [m for m in args.models if m not in image_models]

@@ -400,6 +400,26 @@ def test_max_rows_is_a_fixed_subset_in_file_order():
     assert benchmark.subset_rows(table, None) is table and benchmark.subset_rows(table, 80) is table
 
 
+def test_label_feature_appends_the_numeric_label_as_the_last_column_and_says_so(tmp_path, capsys):
+    import pandas as pd
+
+    from keraszoo.data import load_dataset
+
+    args = benchmark.parse_args(["--datasets", "breast,wine_sklearn", "--label-feature", "wine_sklearn"])
+    tables = benchmark.load_tables(args)
+    wine = load_dataset("wine_sklearn")
+    assert tables["breast"].shape == (569, 30) and tables["wine_sklearn"].shape == (178, 14)
+    np.testing.assert_array_equal(tables["wine_sklearn"][:, -1], wine.labels.to_numpy(dtype=float))
+    np.testing.assert_array_equal(tables["wine_sklearn"][:, :-1], wine.numeric_array())
+    out = tmp_path / "label.md"
+    benchmark.main(["--models", "mean", "--datasets", "wine_sklearn", "--label-feature", "wine_sklearn", "--seeds", "1", "--quiet",
+                    "--output", str(out)])
+    assert "except for wine_sklearn, whose numeric label is its last feature" in out.read_text()
+    with pytest.raises(SystemExit):
+        benchmark.with_label_column(np.zeros((2, 1)), pd.Series(["A", "B"]), "letter")
+    assert "--label-feature letter: its label is not numeric" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -409,6 +429,7 @@ def test_max_rows_is_a_fixed_subset_in_file_order():
         (["--mechanism", "mar", "--miss-rates", "0.2,often"], "--miss-rates expects comma-separated numbers (or the words eq26, emflow"),
         (["--mechanism", "square", "--dims", "5"], "--dims does not apply to image masks"),
         (["--max-rows", "5"], "--max-rows must be at least 10"),
+        (["--datasets", "breast", "--label-feature", "wine"], "--label-feature wine: not one of --datasets (breast)"),
         (["--protocol", "fivefold"], "invalid choice: 'fivefold'"),
         (["--norm-source", "complete"], "invalid choice: 'complete'"),
     ],

@@ -28,7 +28,9 @@ and declares ``optimizer_networks`` ({optimizer attribute: network attribute(s) 
 ``default_learning_rates`` ({optimizer attribute: rate}): the base's `compile` and `compile_default`
 make one Adam per optimizer from them, each at its own rate. Optional hooks: ``log_likelihood_batch(x,
 mask, samples)`` for density models (`density = True`: MIWAE, the flows), the log-likelihood of each
-row's observed entries in scaled units, exported as the ``log_likelihood`` signature; ``fit_rounds`` (training
+row's observed entries in scaled units, exported as the ``log_likelihood`` signature; ``log_prob_batch(x)``
+for models with an exact density of complete rows (`exact_density = True`: the flows), exported as the
+``log_prob`` signature; ``fit_rounds`` (training
 in rounds that re-impute the training table, as EMFlow and MCFlow do), ``values_per_row`` (the memory
 hint that bounds the rows imputed at once), ``contract_example`` (the small example, with non-default
 parameters, that `keraszoo.testing.contract` checks every registered model on).
@@ -222,6 +224,8 @@ class DeepImputer(keras.Model):
     imputation_cost = 8
     #: whether `log_likelihood_batch` estimates log p(x°) of a row's observed entries (exported as `log_likelihood`).
     density = False
+    #: whether `log_prob_batch` gives the exact log-density of complete rows (exported as `log_prob`).
+    exact_density = False
 
     def __init__(self, seed=0, **kwargs):
         super().__init__(**kwargs)
@@ -278,6 +282,7 @@ class DeepImputer(keras.Model):
         object.__setattr__(self, "_sample_fn", tf.function(self._sample_graph, reduce_retracing=True))
         object.__setattr__(self, "_proba_fn", tf.function(self._proba_graph, reduce_retracing=True))
         object.__setattr__(self, "_log_likelihood_fn", tf.function(self._log_likelihood_graph, reduce_retracing=True))
+        object.__setattr__(self, "_log_prob_fn", tf.function(self.log_prob_batch, reduce_retracing=True))
         self.built = True
 
     def build_networks(self, example_shape):
@@ -417,6 +422,11 @@ class DeepImputer(keras.Model):
         Monte-Carlo budget of models that estimate it (MIWAE's K). Graph mode (density models)."""
         raise NotImplementedError(f"{type(self).__name__} is not a density model")
 
+    def log_prob_batch(self, x):
+        """The exact log-density log p(x) of complete rows, [batch], in the model's scaled units. Graph mode
+        (`exact_density` models)."""
+        raise NotImplementedError(f"{type(self).__name__} has no exact density: use log_likelihood")
+
     def values_per_row(self, draws=1):
         """About how many float32 values imputing one row keeps in memory (`draws` imputations of it).
 
@@ -495,6 +505,23 @@ class DeepImputer(keras.Model):
         x, mask = self._check_inputs(x, mask)
         samples = tf.constant(int(samples))  # a tensor: one trace serves every budget
         return self._chunked(lambda a, b: self._log_likelihood_fn(a, b, samples), x, mask, self.rows_per_chunk(), axis=0)
+
+    def log_prob(self, x):
+        """The exact log-density of complete rows (nats, in the model's scaled units), [rows]; `exact_density`
+        models only (the flows: eq. 2's change of variables). A row with a missing value (NaN) is an error:
+        `log_likelihood` takes those. Chunked as `impute`."""
+        if not self.exact_density:
+            raise NotImplementedError(f"{type(self).__name__} has no exact density: use log_likelihood")
+        x = np.asarray(x)
+        if x.dtype.kind in "fc":
+            incomplete = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1)) if x.ndim > 0 else []
+            if len(incomplete):
+                raise ValueError(
+                    f"log_prob takes complete rows; row(s) {incomplete[:5].tolist()} hold NaN or inf: use log_likelihood(x, mask) "
+                    "for rows with missing entries"
+                )
+        x, mask = self._check_inputs(x, np.ones(np.shape(x), np.float32))
+        return self._chunked(lambda a, b: self._log_prob_fn(a), x, mask, self.rows_per_chunk(), axis=0)
 
     def _require_task(self, task):
         if self.task != task:
