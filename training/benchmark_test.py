@@ -635,3 +635,18 @@ def test_a_terminal_shows_each_deep_runs_steps_and_losses(breast_mcar, monkeypat
     shown = stream.getvalue()
     assert "breast gain 20% seed 0 | step 100/100 d_loss" in shown and "g_loss" in shown, shown[-300:]
     assert benchmark.Progress(1, stream=io.StringIO()).training_callback("x") is None  # a log gets no redraws
+
+
+def test_paper_column_follows_the_protocol():
+    """g2lgn.md Table 1 beside transductive 20% MCAR runs; emflow.md Table 1 beside its five folds (MCAR 20%, or
+    MAR at Table 4's rates), its 12-column Wine only with --label-feature wine; none for any other setting."""
+    reference = lambda argv: benchmark.paper_reference(benchmark.parse_args(argv))  # noqa: E731
+    assert reference([])[1] == "g2lgn.md Table 1"
+    kfold = ["--protocol", "kfold", "--norm-rows", "all", "--datasets", "letter,wine"]
+    table, source = reference(kfold)
+    assert source == "emflow.md Table 1" and table["emflow"] == {"letter": "0.1106", "credit": "0.1246"}
+    assert reference(kfold + ["--label-feature", "wine"])[0]["mcflow"]["wine"] == "0.0975"
+    mar = reference(kfold + ["--mechanism", "mar", "--miss-rate", "emflow", "--label-feature", "wine"])[0]
+    assert mar == {"emflow": {"letter": "0.1095", "credit": "0.0239", "wine": "0.1020"}}
+    for argv in (["--protocol", "kfold"], kfold + ["--miss-rate", "0.3"], ["--protocol", "holdout"], kfold + ["--mechanism", "mar"]):
+        assert reference(argv) is None, argv
