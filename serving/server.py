@@ -33,6 +33,9 @@ signature; more than `--max-rows` rows or a message over `--max-request-bytes` R
 `--enable-batching` merges concurrent requests for one signature into one call, with TF Serving's
 `--batching-parameters-file` (see `serving.batching`).
 
+SIGTERM or SIGINT stops the server: probes turn NOT_SERVING, requests in flight get a 2 s grace, and
+the process ends within `SHUTDOWN_SECONDS` (a second signal ends it at once).
+
 Differences from `tensorflow_model_server`: with `--model-base-path` every version on disk is served
 (TF Serving serves the latest unless the config's `model_version_policy` says otherwise;
 `serving.export` writes `all` into models.config for both).
@@ -738,14 +741,43 @@ def main(argv=None, prog="python -m serving.server"):
         batching_parameters=batching,
     ).start()
     done = threading.Event()
+
+    def on_signal(*_):
+        if done.is_set():  # a second SIGINT / SIGTERM: stop waiting for the graceful shutdown
+            os._exit(1)
+        done.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: done.set())
+        signal.signal(signum, on_signal)
     rest = f" rest http://{args.host}:{server.rest_port}" if server.rest_port else ""
     # One parseable line: tests and scripts read the bound ports from it.
     print(f"serving {manager.model_names()} grpc {args.host}:{server.grpc_port}{rest}", flush=True)
     done.wait()
-    server.stop()
-    return 0
+    return shut_down(server)
+
+
+#: the most seconds `python -m serving.server` takes to stop after SIGTERM / SIGINT (requests in flight
+#: get the gRPC grace of `stop` within it); a second signal exits at once.
+SHUTDOWN_SECONDS = 20.0
+
+
+def shut_down(server, deadline=SHUTDOWN_SECONDS):
+    """Stop `server` (requests in flight get `stop`'s grace) and end the process within `deadline` seconds.
+
+    The process exits through `os._exit`: Python's own exit would wait for every non-daemon thread and
+    finalise TensorFlow's graphs, which took longer than 30 s on a loaded machine (a test saw a server
+    outlive its SIGTERM by that much); TF Serving itself exits promptly on SIGTERM.
+    """
+    stopper = threading.Thread(target=server.stop, name="keraszoo-shutdown", daemon=True)
+    stopper.start()
+    stopper.join(deadline)
+    code = 0
+    if stopper.is_alive():
+        print(f"serving.server: shutdown took longer than {deadline:g} s; exiting anyway", file=sys.stderr, flush=True)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -306,6 +306,19 @@ def test_command_line_server_binds_localhost_and_stops_cleanly(base_path, impute
         process.stdout.close()
 
 
+def test_a_stuck_shutdown_still_ends_the_process_by_its_deadline():
+    """`shut_down` gives `stop` its deadline, then exits (code 1, saying so) instead of waiting on it."""
+    import subprocess
+    import sys
+    import time
+
+    code = "import time\nfrom serving.server import shut_down\nclass Stuck:\n    def stop(self):\n        time.sleep(60)\nshut_down(Stuck(), deadline=0.5)\n"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "shutdown took longer than 0.5 s" in done.stderr, done.stderr
+    assert time.perf_counter() - start < 30
+
+
 def test_bad_server_configuration_is_a_clear_error(tmp_path):
     (tmp_path / "bad.config").write_text("model_config_list { config { name: 'x' base_path: '/m' model_platform: 'pytorch' } }")
     with pytest.raises(ValueError, match="only model_platform 'tensorflow'"):
