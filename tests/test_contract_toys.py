@@ -55,7 +55,7 @@ class ToyImageImputer(DeepImputer):
         draw = lambda _: self.complete(x, mask, self.random_uniform(tf.shape(x), 0.0, self.noise_scale))  # noqa: E731
         return tf.map_fn(draw, tf.range(n), fn_output_signature=x.dtype)
 
-    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, callbacks=None, verbose=0):
+    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, batch_size=None, callbacks=None, verbose=0):
         ends = sorted({max(1, round(epochs * (r + 1) / self.rounds)) for r in range(self.rounds)})
         histories, start = [], 0
         for end in ends:

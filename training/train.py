@@ -624,6 +624,7 @@ def run(args, argv):
         make_dataset=training_batches,
         epochs=training["epochs"],
         steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
         callbacks=callbacks,
         verbose=1 if args.progress else 0,
     )

@@ -602,12 +602,16 @@ class DeepImputer(keras.Model):
             make_dataset=lambda x_, mask_, y_=None: make_dataset(x_, mask_, batch_size=batch_size, seed=seed, y=y_),
             epochs=keras_epochs,
             steps_per_epoch=steps_per_epoch,
+            batch_size=batch_size,
             callbacks=callbacks,
             verbose=verbose,
         )
 
-    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, callbacks=None, verbose=0):
+    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, batch_size=None, callbacks=None, verbose=0):
         """Train for `epochs` Keras epochs of `steps_per_epoch` steps on the scaled training arrays.
+
+        `batch_size` is the global batch of those steps (None: unknown), so that a model whose rounds are
+        passes over the rows (EMFlow's Algorithm 1 runs one pass per round) can count them.
 
         The default is one `fit` on ``make_dataset(x, mask, y)``. `fit_arrays` and `training.train` both
         call this hook (so callbacks, TensorBoard, checkpoints and strategies see every round): a model

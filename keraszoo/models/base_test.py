@@ -102,7 +102,7 @@ def test_imputation_is_chunked_by_the_memory_hint_with_the_same_result():
 class _Rounds(_Rows):
     """Trains in two rounds, re-imputing the training table between them (as EMFlow and MCFlow do)."""
 
-    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, callbacks=None, verbose=0):
+    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, batch_size=None, callbacks=None, verbose=0):
         self.round_inputs = []
         histories, done = [], 0
         for end in (epochs // 2, epochs):

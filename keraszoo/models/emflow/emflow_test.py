@@ -174,6 +174,21 @@ def test_rounds_reimpute_the_table_and_reinitialise(monkeypatch):
         EMFlow().build((None, 1))
 
 
+def test_by_default_a_round_is_one_pass_over_the_rows(monkeypatch):
+    """Algorithm 1's T_epoch: rounds=None cuts training into rounds of one pass each (at Keras-epoch
+    granularity, at least one Keras epoch each); rounds=R into R equal rounds."""
+    model = EMFlow()
+    assert list(model.round_bounds(6, 4, 4)) == [0, 1, 2, 3, 4, 5, 6]  # a Keras epoch is a pass
+    assert len(model.round_bounds(100, 50, 94)) - 1 == 53  # credit's 94 batches of 256 a pass: 5,000 steps, 53 rounds
+    assert list(model.round_bounds(3, 50, 1)) == [0, 1, 2, 3]  # a pass shorter than a Keras epoch: one round per epoch
+    assert list(EMFlow(rounds=2).round_bounds(6, 4, 4)) == [0, 3, 6]
+    truth, mask = breast_mcar(0.2, 0)
+    calls = []
+    monkeypatch.setattr(EMFlow, "reimpute", lambda self, x_hat, m: calls.append(len(x_hat)) or x_hat)
+    EMFlow(hidden_units=[8], coupling_pairs=1).fit_arrays(truth[:200, :6], mask[:200, :6], epochs=4, batch_size=50)
+    assert calls == [200] * 3  # 4 passes: 4 rounds, 3 re-imputations
+
+
 @pytest.mark.parametrize("bad, message", [({"step_power": 0.5}, "step_power"), ({"step_scale": 1.0}, "step_scale"),
                                           ({"beta_schedule": []}, "beta_schedule"), ({"alpha": -1.0}, "alpha"),
                                           ({"hidden_units": "wide"}, "hidden_units"), ({"rounds": 0}, "rounds")])

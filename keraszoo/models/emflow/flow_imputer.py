@@ -102,8 +102,9 @@ class FlowImputer(DeepImputer):
         """z-hat [B, p]: the latent rows completed where `observed` is 0 (graph mode)."""
         raise NotImplementedError
 
-    def round_bounds(self, epochs):
-        """The Keras epochs at which rounds start, then `epochs`: [0, ..., epochs]."""
+    def round_bounds(self, epochs, steps_per_epoch, steps_per_pass):
+        """The Keras epochs at which rounds start, then `epochs`: [0, ..., epochs]. A Keras epoch runs
+        `steps_per_epoch` steps and a pass over the training rows `steps_per_pass`."""
         raise NotImplementedError
 
     def start_round(self, index):
@@ -140,13 +141,15 @@ class FlowImputer(DeepImputer):
         count = tf.reduce_sum(tensor) if entries else tf.cast(tf.shape(tensor)[0], tensor.dtype)
         return global_sum(count)
 
-    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, callbacks=None, verbose=0):
-        """The rounds of the module docstring; returns every round's history merged."""
+    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, batch_size=None, callbacks=None, verbose=0):
+        """The rounds of the module docstring; returns every round's history merged. `batch_size` (the
+        global batch; None: a Keras epoch counts as a pass) says how many steps a pass over the rows takes."""
         x = np.asarray(x, dtype=np.float32)
         mask = np.asarray(mask, dtype=np.float32)
         self.set_fill_statistics(x, mask)
         x_hat = self.initial_fill(x, mask, np.random.default_rng(self.seed))
-        bounds = self.round_bounds(int(epochs))
+        steps_per_pass = max(1, len(x) // int(batch_size)) if batch_size else int(steps_per_epoch)
+        bounds = self.round_bounds(int(epochs), int(steps_per_epoch), steps_per_pass)
         histories = []
         for r in range(len(bounds) - 1):
             if r > 0:

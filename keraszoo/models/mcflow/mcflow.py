@@ -45,8 +45,9 @@ class MCFlow(FlowImputer):
     refuses this: its issue #3), and the flow's gradients from the latent loss are never zeroed and leak
     into the next flow step. Here the latent loss is computed with the updated flow and trains g only.
 
-    **Rounds** (`FlowImputer.fit_rounds`): re-imputation after Keras epochs 2, 4, 8, 16, ... (the
-    interval doubling, the reference schedule; the last round ends at the last epoch), after which the
+    **Rounds** (`FlowImputer.fit_rounds`): re-imputation after passes 2, 4, 8, 16, ... over the training
+    rows (the reference code's epochs, the interval doubling; each at the nearest Keras epoch, rounds at
+    least one Keras epoch long; the last round ends with training), after which the
     flow and its optimizer are re-initialised and the latent network kept. Re-imputation: x-hat's missing
     entries take f(g(f^-1(x-hat)))'s, clipped to [0, 1].
 
@@ -111,12 +112,15 @@ class MCFlow(FlowImputer):
         return self.record({"nll": self.nll_tracker, "latent_loss": self.latent_tracker, "mse_observed": self.reconstruction_tracker},
                            {"nll": nll, "latent_loss": latent_loss, "mse_observed": mse})
 
-    def round_bounds(self, epochs):
-        bounds, end = [0], 2
-        while end < epochs:
-            bounds.append(end)
-            end *= 2
-        return np.array(bounds + [epochs])
+    def round_bounds(self, epochs, steps_per_epoch, steps_per_pass):
+        bounds, passes = [0], 2
+        while True:
+            end = round(passes * steps_per_pass / steps_per_epoch)  # the Keras epoch nearest the end of pass `passes`
+            if end >= epochs:
+                return np.array(bounds + [epochs])
+            if end > bounds[-1]:  # passes ending inside the current Keras epoch share its boundary
+                bounds.append(end)
+            passes *= 2
 
     def start_round(self, index):
         """After the first round: a fresh flow (weights and optimizer); the latent network is kept."""

@@ -7,7 +7,9 @@ from keraszoo.testing import breast_mcar, check_every_weight_trains, mean_imputa
 
 def test_rounds_end_at_epochs_2_4_8_and_keep_the_latent_network(monkeypatch):
     model = MCFlow()
-    assert list(model.round_bounds(20)) == [0, 2, 4, 8, 16, 20] and list(model.round_bounds(1)) == [0, 1]
+    assert list(model.round_bounds(20, 10, 10)) == [0, 2, 4, 8, 16, 20] and list(model.round_bounds(1, 10, 10)) == [0, 1]
+    assert list(model.round_bounds(20, 50, 100)) == [0, 4, 8, 16, 20]  # passes 2, 4, 8 of two Keras epochs each
+    assert list(model.round_bounds(5, 50, 10)) == [0, 1, 2, 3, 5]  # passes 2 and 4 fall in epoch 1: a round is >= 1 epoch
     truth, mask = breast_mcar(0.2, 0)
     truth, mask = truth[:128, :6], mask[:128, :6]
     model = MCFlow(hidden_units=[8], coupling_pairs=1, latent_layers=2)
