@@ -66,13 +66,14 @@ class EMFlow(FlowImputer):
     five rounds of ~10 passes, the held-out RMSE rose within the first round from 0.1227 to 0.1406 as
     the flow trained (mean imputation: 0.1369), and within the second from 0.1213 to 0.1270 by its
     sixth epoch; with one-pass rounds it ended at 0.1218 and stayed within 0.1209-0.1227 from the fourth
-    round on, as the text's "converges within three iterations for most UCI datasets" describes. After each round but the last the missing entries of the whole
-    training table are re-imputed by Algorithm 2 and, with `reinitialise` (the paper's default), the
-    flow's weights (freshly drawn), its optimizer's moments and the base are re-initialised. Algorithm 2's last line, as printed, keeps x-hat's MISSING entries and
-    overwrites the observed ones (x-tilde * o + x-hat * m); its text says the opposite ("the missing
-    parts of the current imputation are replaced with those of the reconstructed data vectors"), which
-    we follow. t restarts with the base each round (the paper does not say; a re-initialised base is a
-    new online EM).
+    round on, as the text's "converges within three iterations for most UCI datasets" describes. After
+    each round but the last the missing entries of the whole training table are re-imputed by Algorithm
+    2 and, with `reinitialise` (the paper's default), the flow's weights (freshly drawn), its optimizer's
+    moments and the base are re-initialised. Algorithm 2's last line, as printed, keeps x-hat's MISSING
+    entries and overwrites the observed ones (x-tilde * o + x-hat * m); its text says the opposite ("the
+    missing parts of the current imputation are replaced with those of the reconstructed data vectors"),
+    which we follow. t restarts with the base each round (the paper does not say; a re-initialised base
+    is a new online EM).
 
     The flow starts as the identity (zero-initialised coupling outputs, `flow.coupling_network`), so
     before training EMFlow imputes as Gaussian EM in data space would.
