@@ -195,6 +195,11 @@ for job in jobs:
     if "multiple_imputation" in loaded.signatures:
         draws = loaded.signatures["multiple_imputation"](x=x, n=tf.constant(2))
         outputs["draws"] = draws["imputations"].numpy()
+    complete = tf.constant(data["complete"].astype(np.float32))
+    if "log_prob" in loaded.signatures:
+        outputs["log_prob"] = loaded.signatures["log_prob"](x=complete)["log_prob"].numpy()
+    if "log_likelihood" in loaded.signatures:
+        outputs["log_likelihood"] = loaded.signatures["log_likelihood"](x=complete, samples=tf.constant(4))["log_likelihood"].numpy()
     outputs["signatures"] = np.array(sorted(loaded.signatures.keys()))
     np.savez(job["outputs"], **outputs)
 """
@@ -213,7 +218,7 @@ def check_exports(names, tmp_dir):
         raw = incomplete(found["x"], found["mask"])[:10]
         path = export(estimator, os.path.join(tmp_dir, "export"), f"contract_{name}")
         inputs = os.path.join(tmp_dir, f"{name}_inputs.npz")
-        np.savez(inputs, x=raw)
+        np.savez(inputs, x=raw, complete=np.asarray(found["x"], np.float64)[:10])
         jobs.append({"path": path, "inputs": inputs, "outputs": os.path.join(tmp_dir, f"{name}_outputs.npz")})
         expected[name] = raw
     with open(os.path.join(tmp_dir, "jobs.json"), "w") as f:
@@ -245,6 +250,14 @@ def check_exports(names, tmp_dir):
         assert ("multiple_imputation" in signatures) == generative, f"{name}: multiple_imputation iff generative ({signatures})"
         if generative:
             assert out["draws"].shape == (2,) + raw.shape, f"{name}: exported draws have shape {out['draws'].shape}"
+        density = is_deep(name) and estimator.model_.density
+        exact = is_deep(name) and estimator.model_.exact_density
+        assert ("log_likelihood" in signatures) == density, f"{name}: log_likelihood iff density ({signatures})"
+        assert ("log_prob" in signatures) == exact, f"{name}: log_prob iff exact_density ({signatures})"
+        if exact:  # an exact density's estimate of a complete row is the density itself, whatever the samples
+            assert out["log_prob"].shape == (len(raw),) and np.isfinite(out["log_prob"]).all(), f"{name}: log_prob {out['log_prob']}"
+            np.testing.assert_allclose(out["log_likelihood"], out["log_prob"], rtol=1e-4, atol=1e-2,
+                                       err_msg=f"{name}: log_likelihood of complete rows is not log_prob")
 
 
 def _same(a, b):
