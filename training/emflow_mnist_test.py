@@ -7,17 +7,6 @@ import pytest
 from training import emflow_mnist
 
 
-@pytest.fixture(scope="module")
-def mnist_on_disk():
-    from keraszoo.data import load_dataset
-    from keraszoo.data.datasets import DatasetNotFoundError
-
-    try:
-        load_dataset("mnist", download=False)
-    except DatasetNotFoundError:
-        pytest.skip("MNIST is not on disk (set KERASZOO_DATA_DIR)")
-
-
 def test_masks_are_fixed_per_rate_and_seed_and_have_the_rate():
     train, test = emflow_mnist.masks((400, 28, 28), (100, 28, 28), 0.3, 0)
     again, _ = emflow_mnist.masks((400, 28, 28), (100, 28, 28), 0.3, 0)

@@ -5,17 +5,6 @@ import pytest
 from training import miwae_mnist
 
 
-@pytest.fixture(scope="module")
-def mnist_on_disk():
-    from keraszoo.data import load_dataset
-    from keraszoo.data.datasets import DatasetNotFoundError
-
-    try:
-        load_dataset("mnist", download=False)
-    except DatasetNotFoundError:
-        pytest.skip("MNIST is not on disk (set KERASZOO_DATA_DIR)")
-
-
 def test_static_binarisation_is_fixed_and_follows_the_intensities():
     images = np.random.default_rng(0).integers(0, 256, size=(200, 28, 28)).astype(np.uint8)
     first, again = miwae_mnist.binarise(images), miwae_mnist.binarise(images)
