@@ -603,8 +603,6 @@ def _prepare_run(model, params, truth, seed, miss_rate, s, dims, dataset):
     """What one run of either task needs: (truth rows, mask rows, the model's incomplete input, the
     model's parameters, fitted rows, scored rows). Truth and mask are [N, D] (images: [N, H * W]); the
     model's input is [N, D] too, or [N, H, W, 1] (NaN at missing pixels) for a model that takes images."""
-    from keraszoo.registry import model_parameters
-
     mask = draw_mask(truth, seed, miss_rate, s["mechanism"], s["mcar_draw"], dims, dataset)
     truth = truth[:, :dims] if truth.ndim == 2 else truth
     n = len(truth)
@@ -615,13 +613,21 @@ def _prepare_run(model, params, truth, seed, miss_rate, s, dims, dataset):
     truth, mask = truth.reshape(n, -1), mask.reshape(n, -1)
     if not image_input:
         model_input = np.where(mask == 1, truth, np.nan)
+    params = seeded_params(model, params, seed)
+    fit_rows, scored_rows = split_rows(n, seed, s["protocol"])
+    return truth, mask, model_input, params, fit_rows, scored_rows
+
+
+def seeded_params(model, params, seed):
+    """A copy of `params` with the run's seed as the model's `seed` (or `random_state`), unless given."""
+    from keraszoo.registry import model_parameters
+
     params = dict(params)
     if "seed" in model_parameters(model):
         params.setdefault("seed", seed)
     elif "random_state" in model_parameters(model):
         params.setdefault("random_state", seed)
-    fit_rows, scored_rows = split_rows(n, seed, s["protocol"])
-    return truth, mask, model_input, params, fit_rows, scored_rows
+    return params
 
 
 def seed_deep_model(model, seed):

@@ -101,16 +101,11 @@ def masks(shape_train, shape_test, rate, seed):
 
 def impute_test(model, params, train, train_mask, test, test_mask, seed, iterations):
     """(imputed test images [N, 28, 28], fit seconds): `model` fitted on the incomplete training images."""
+    from keraszoo.registry import is_deep
     from keraszoo.sklearn import ZooImputer
-    from training.benchmark import seed_deep_model, takes_images
+    from training.benchmark import seed_deep_model, seeded_params, takes_images
 
-    params = dict(params)
-    from keraszoo.registry import is_deep, model_parameters
-
-    if "seed" in model_parameters(model):
-        params.setdefault("seed", seed)
-    elif "random_state" in model_parameters(model):
-        params.setdefault("random_state", seed)
+    params = seeded_params(model, params, seed)
     if iterations is not None and is_deep(model):
         params["iterations"] = iterations
     images = takes_images(model)
