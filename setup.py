@@ -26,6 +26,7 @@ setup(
         "grpcio-health-checking>=1.60,<2",  # grpc.health.v1 for the server's probes
         "xlrd>=2.0",  # reads the UCI credit .xls when it is downloaded
         "joblib>=1.3",
+        "keras-tuner>=1.4.7,<2",  # the tabular imputer's hyper-parameter search (Keras 3 support from 1.4.7)
     ],
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "matplotlib>=3.8"]},
     entry_points={"console_scripts": ["keraszoo=keraszoo.cli:main"]},

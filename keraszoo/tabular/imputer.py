@@ -1,0 +1,481 @@
+"""Datawig-style imputation of mixed-type pandas tables: `SimpleImputer`, `TableImputer` and `complete`.
+
+The API follows awslabs/datawig (reference-implementations.md, A2): ``SimpleImputer(input_columns,
+output_column).fit(train_df).predict(df)`` adds ``<output>_imputed`` (and ``<output>_imputed_proba``
+for categorical outputs) to a copy of the frame, and ``SimpleImputer.complete(df)`` fills every column
+that has missing values. What differs, and why:
+
+* One network may hold many output columns (`TableImputer`, `network.MixedTableNet`): `complete` trains
+  one model for the whole table instead of one per column (``per_column=True`` gives Datawig's loop).
+* String columns are categorical (`StringLookup` + embedding) or free text (hashed n-grams) by their
+  number of distinct values (`columns`), where Datawig hashes every string input.
+* `precision_threshold` is a precision on validation data, per class (`calibration`); cells left
+  missing are counted in the returned frame's ``attrs["cells_left_missing"]`` and in a warning.
+* Defaults: Adam at 4e-3, at most 100 epochs, patience 5 (Datawig's), batch 128 (Datawig's 16 makes a
+  30k-row epoch take ~2,000 steps), one hidden layer of 100 units (Datawig's `numeric_latent_dim`).
+"""
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from keraszoo.tabular import calibration
+from keraszoo.tabular.columns import ColumnSpec, check_frame, column_values, fit_spec, missing_cells, restore_value
+from keraszoo.tabular.network import MixedTableNet
+
+#: rows per call when predicting (bounded memory whatever the frame's length).
+PREDICT_CHUNK_ROWS = 8192
+_META_FILE, _WEIGHTS_FILE = "imputer.json", "imputer.weights.h5"
+
+
+def _column_list(columns, what):
+    if isinstance(columns, str) or not hasattr(columns, "__iter__"):
+        raise TypeError(f"{what} must be a list of column names, got {columns!r}")
+    columns = list(columns)
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"{what} names a column more than once: {columns}")
+    return columns
+
+
+class TableImputer:
+    """Imputes `output_columns` of a table from `input_columns` with one Keras network (see the module docstring).
+
+    An output column may also be an input (then it is hidden whenever it is predicted). Parameters:
+    `column_kinds` ({column: "numeric" | "categorical" | "text"}) overrides the kinds read from dtypes;
+    `hidden_units`, `dropout`: the trunk; `embedding_dim`: categorical embeddings; `text_encoder`
+    ("hashed" or "lstm"), `num_hash_buckets`, `ngram_range`, `tokens` ("chars" or "words"): text inputs;
+    `num_labels`: the most classes a categorical output predicts (its most frequent values);
+    `max_copies`: see `network.MixedTableNet`.
+    """
+
+    def __init__(
+        self,
+        input_columns,
+        output_columns,
+        *,
+        column_kinds=None,
+        hidden_units=(100,),
+        dropout=0.0,
+        embedding_dim=10,
+        text_encoder="hashed",
+        num_hash_buckets=2**15,
+        ngram_range=(1, 5),
+        tokens="chars",
+        num_labels=100,
+        max_copies=8,
+        seed=0,
+    ):
+        self.input_columns = _column_list(input_columns, "input_columns")
+        self.output_columns = _column_list(output_columns, "output_columns")
+        if not self.input_columns:
+            raise ValueError("input_columns is empty: give at least one column to impute from")
+        if not self.output_columns:
+            raise ValueError("output_columns is empty: give at least one column to impute")
+        self.column_kinds = dict(column_kinds or {})
+        self.network_params = dict(
+            hidden_units=[int(u) for u in hidden_units],
+            dropout=float(dropout),
+            embedding_dim=int(embedding_dim),
+            text_encoder=text_encoder,
+            num_hash_buckets=int(num_hash_buckets),
+            ngram_range=[int(n) for n in ngram_range],
+            tokens=tokens,
+            num_labels=int(num_labels),
+            max_copies=int(max_copies),
+            seed=int(seed),
+        )
+        self.seed = int(seed)
+        self.network = None
+        self.specs = None
+        self.history = None
+        self.calibration_ = {}
+        self.precision_recall_ = {}
+        self._validation = {}  # per categorical output: top probability, predicted and correct, for cut-offs
+
+    # --- fitting --------------------------------------------------------------------------------------
+    @property
+    def columns(self):
+        return self.input_columns + [c for c in self.output_columns if c not in self.input_columns]
+
+    def _fit_specs(self, df):
+        unknown_kinds = sorted(set(self.column_kinds) - set(self.columns))
+        if unknown_kinds:
+            raise ValueError(f"column_kinds names column(s) that are neither inputs nor outputs: {', '.join(map(repr, unknown_kinds))}")
+        specs = {name: fit_spec(df[name], self.column_kinds.get(name)) for name in self.columns}
+        for name in self.output_columns:
+            spec = specs[name]
+            if spec.kind == "text":
+                raise ValueError(
+                    f"column {name!r} is free text ({df[name].nunique()} distinct values): text columns are inputs only; "
+                    f"pass column_kinds={{{name!r}: 'categorical'}} to impute it as a category"
+                )
+            if spec.kind == "categorical" and len(spec.vocabulary) < 2:
+                raise ValueError(f"column {name!r} has a single observed value ({spec.vocabulary[0]!r}): nothing to learn about it")
+        return specs
+
+    def _arrays(self, df, columns):
+        return {name: column_values(df[name], self.specs[name]) for name in columns}
+
+    def _targets(self, arrays):
+        targets = {}
+        for name in self.output_columns:
+            spec, values = self.specs[name], arrays[name]
+            if spec.kind == "categorical":
+                index = {label: i for i, label in enumerate(self.network.classes(name))}
+                targets[name] = np.array([index.get(v, -1) for v in values], np.int32)  # "" and rare labels: -1
+            else:
+                targets[name] = ((values - spec.mean) / spec.std).astype(np.float32)
+        return targets
+
+    def _dataset(self, inputs, targets, batch_size, shuffle):
+        inputs = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+        targets = {k: tf.constant(v) for k, v in targets.items()}
+        n = len(next(iter(targets.values())))
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=self.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
+        return ds.map(lambda i: ({k: tf.gather(v, i) for k, v in inputs.items()}, {k: tf.gather(v, i) for k, v in targets.items()})).prefetch(
+            tf.data.AUTOTUNE
+        )
+
+    def fit(
+        self,
+        train_df,
+        test_df=None,
+        *,
+        learning_rate=4e-3,
+        epochs=100,
+        patience=5,
+        test_split=0.1,
+        batch_size=128,
+        calibrate=True,
+        callbacks=None,
+        verbose=0,
+    ):
+        """Train on `train_df` (the rows where some output is observed), early-stopping on `test_df` or on a
+        seeded `test_split` of the rows; then calibrate categorical outputs and compute their per-class
+        precision and recall on that validation data. Returns self. The frames are not modified."""
+        check_frame(train_df, self.columns, "fit")
+        if test_df is not None:
+            check_frame(test_df, self.columns, "fit (test_df)")
+        if not 0 <= test_split < 1:
+            raise ValueError(f"test_split must be in [0, 1), got {test_split!r}")
+        keras.utils.set_random_seed(self.seed)
+        self.specs = self._fit_specs(train_df)
+        text_vocabularies = {}
+        if self.network_params["text_encoder"] == "lstm":
+            for name in self.input_columns:
+                if self.specs[name].kind == "text":
+                    chars = set("".join(column_values(train_df[name], self.specs[name])).lower())
+                    text_vocabularies[name] = sorted(chars)
+        self.network = MixedTableNet(
+            [self.specs[c].to_dict() for c in self.columns], self.input_columns, self.output_columns, text_vocabularies=text_vocabularies, **self.network_params
+        )
+        self.network.build()
+
+        arrays = self._arrays(train_df, self.columns)
+        targets = self._targets(arrays)
+        labelled = np.zeros(len(train_df), bool)
+        for name, target in targets.items():
+            labelled |= (target >= 0) if target.dtype == np.int32 else np.isfinite(target)
+        if not labelled.any():
+            raise ValueError(f"no training row has an observed value of {', '.join(map(repr, self.output_columns))} that the model can learn")
+        rows = np.flatnonzero(labelled)
+        if test_df is not None:
+            val_arrays = self._arrays(test_df, self.columns)
+            val_targets, train_rows = self._targets(val_arrays), rows
+        else:
+            shuffled = np.random.default_rng(self.seed).permutation(rows)
+            n_val = int(round(test_split * len(rows))) if len(rows) >= 10 else 0
+            val_rows, train_rows = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+            val_arrays = {k: v[val_rows] for k, v in arrays.items()}
+            val_targets = {k: v[val_rows] for k, v in targets.items()}
+        has_validation = len(next(iter(val_targets.values()))) > 0
+        train = self._dataset({k: arrays[k][train_rows] for k in self.input_columns}, {k: v[train_rows] for k, v in targets.items()}, batch_size, True)
+        callbacks = list(callbacks or [])
+        validation = None
+        if has_validation:
+            validation = self._dataset({k: val_arrays[k] for k in self.input_columns}, val_targets, 4096, False)
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+        self.network.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=8)
+        self.history = self.network.fit(train, validation_data=validation, epochs=int(epochs), callbacks=callbacks, verbose=verbose, shuffle=False)
+        self.calibration_, self.precision_recall_, self._validation = {}, {}, {}
+        if has_validation:
+            self._calibrate({k: val_arrays[k] for k in self.input_columns}, val_targets, calibrate)
+        return self
+
+    def _raw_outputs(self, inputs, hide_targets=True):
+        """Head outputs (numpy) per output column, chunked: logits or z-scores."""
+        n = len(next(iter(inputs.values())))
+        fn = self._predict_fn(hide_targets)
+        parts = [[] for _ in self.output_columns]
+        for start in range(0, n, PREDICT_CHUNK_ROWS):
+            chunk = {k: tf.constant(v[start : start + PREDICT_CHUNK_ROWS].astype(str) if v.dtype == object else v[start : start + PREDICT_CHUNK_ROWS]) for k, v in inputs.items()}
+            for j, value in enumerate(fn(chunk)):
+                parts[j].append(value.numpy())
+        return [np.concatenate(p) for p in parts]
+
+    def _predict_fn(self, hide_targets):
+        cache = self.__dict__.setdefault("_predict_fns", {})
+        if hide_targets not in cache:
+            cache[hide_targets] = tf.function(lambda inputs: self.network.predict_outputs(inputs, hide_targets=hide_targets), reduce_retracing=True)
+        return cache[hide_targets]
+
+    def _calibrate(self, inputs, targets, calibrate):
+        raw = self._raw_outputs(inputs)
+        temperatures = self.network.temperatures.numpy()
+        for j, name in enumerate(self.output_columns):
+            if self.specs[name].kind != "categorical":
+                continue
+            labels = targets[name]
+            known = labels >= 0
+            logits, labels = raw[j][known], labels[known]
+            before = calibration.probabilities(logits)
+            temperature = calibration.fit_temperature(logits, labels) if calibrate else 1.0
+            after = calibration.probabilities(logits, temperature)
+            temperatures[j] = temperature
+            predicted = after.argmax(axis=1) if len(after) else np.zeros(0, int)
+            self.calibration_[name] = {
+                "temperature": temperature,
+                "ece_before": calibration.expected_calibration_error(before, labels),
+                "ece_after": calibration.expected_calibration_error(after, labels),
+                "validation_rows": int(len(labels)),
+            }
+            self.precision_recall_[name] = calibration.per_class_report(predicted, labels, self.network.classes(name))
+            self._validation[name] = {
+                "top_probability": after.max(axis=1).tolist() if len(after) else [],
+                "predicted": predicted.tolist(),
+                "correct": (predicted == labels).tolist(),
+            }
+        self.network.temperatures.assign(temperatures)
+
+    # --- predicting -----------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if self.network is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit first")
+
+    def _cutoffs(self, name, precision_threshold):
+        if not 0 <= precision_threshold <= 1:
+            raise ValueError(f"precision_threshold must be in [0, 1], got {precision_threshold!r}")
+        n_classes = self.network.n_classes(name)
+        if precision_threshold <= 0:
+            return np.zeros(n_classes)
+        validation = self._validation.get(name)
+        if not validation:
+            raise ValueError(f"precision_threshold needs validation data, and column {name!r} had none at fit (too few labelled rows)")
+        return calibration.precision_cutoffs(validation["top_probability"], validation["predicted"], validation["correct"], n_classes, precision_threshold)
+
+    def predict_values(self, df, precision_threshold=0.0, hide_targets=True):
+        """{output: (values as object/float array with None/NaN where left missing, top probability or None)}."""
+        self._check_fitted()
+        check_frame(df, self.input_columns, "predict")
+        raw = self._raw_outputs(self._arrays(df, self.input_columns), hide_targets)
+        out = {}
+        for j, name in enumerate(self.output_columns):
+            spec = self.specs[name]
+            if spec.kind == "categorical":
+                probabilities = calibration.probabilities(raw[j], float(self.network.temperatures.numpy()[j]))
+                predicted = probabilities.argmax(axis=1)
+                top = probabilities.max(axis=1)
+                keep = top >= self._cutoffs(name, precision_threshold)[predicted]
+                classes = self.network.classes(name)
+                values = np.array([restore_value(classes[c], spec) if k else None for c, k in zip(predicted, keep)], dtype=object)
+                out[name] = (values, top)
+            else:
+                out[name] = (raw[j][:, 0].astype(np.float64) * spec.std + spec.mean, None)
+        return out
+
+    def predict(self, df, precision_threshold=0.0, imputation_suffix="_imputed", score_suffix="_imputed_proba", inplace=False):
+        """`df` with ``<output><imputation_suffix>`` for every row (each output predicted with its own
+        cell hidden) and ``<output><score_suffix>`` (the calibrated probability of the imputed class)
+        for categorical outputs. Below `precision_threshold` (a precision on validation data, see
+        `calibration`) a categorical imputation is left missing; the counts are in
+        ``attrs["cells_left_missing"]`` and a warning. `df` itself is modified only with `inplace`."""
+        predictions = self.predict_values(df, precision_threshold)
+        out = df if inplace else df.copy()
+        left = {}
+        for name, (values, top) in predictions.items():
+            out[f"{name}{imputation_suffix}"] = values
+            if top is not None:
+                out[f"{name}{score_suffix}"] = top
+                left[name] = int(sum(v is None for v in values))
+        _report_left_missing(out, left, precision_threshold)
+        return out
+
+    def predict_proba(self, df):
+        """{categorical output: DataFrame of calibrated class probabilities, one column per class}."""
+        self._check_fitted()
+        check_frame(df, self.input_columns, "predict_proba")
+        raw = self._raw_outputs(self._arrays(df, self.input_columns))
+        out = {}
+        for j, name in enumerate(self.output_columns):
+            if self.specs[name].kind == "categorical":
+                p = calibration.probabilities(raw[j], float(self.network.temperatures.numpy()[j]))
+                out[name] = pd.DataFrame(p, index=df.index, columns=self.network.classes(name))
+        return out
+
+    # --- saving ----------------------------------------------------------------------------------------
+    def save(self, path):
+        """Write the fitted imputer to directory `path` (a JSON description and the Keras weights)."""
+        self._check_fitted()
+        os.makedirs(path, exist_ok=True)
+        meta = {
+            "class": type(self).__name__,
+            "input_columns": self.input_columns,
+            "output_columns": self.output_columns,
+            "column_kinds": self.column_kinds,
+            "network_params": self.network_params,
+            "network_config": self.network.get_config(),
+            "calibration": self.calibration_,
+            "precision_recall": {k: v.to_dict(orient="list") for k, v in self.precision_recall_.items()},
+            "validation": self._validation,
+        }
+        with open(os.path.join(path, _META_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f, ensure_ascii=False)
+        self.network.save_weights(os.path.join(path, _WEIGHTS_FILE))
+
+    @classmethod
+    def load(cls, path):
+        """An imputer written by `save`."""
+        with open(os.path.join(path, _META_FILE), encoding="utf-8") as f:
+            meta = json.load(f)
+        imputer = cls.__new__(cls)
+        TableImputer.__init__(imputer, meta["input_columns"], meta["output_columns"], column_kinds=meta["column_kinds"], **meta["network_params"])
+        imputer.network = MixedTableNet.from_config(meta["network_config"])
+        imputer.network.build()
+        imputer.network.load_weights(os.path.join(path, _WEIGHTS_FILE))
+        imputer.specs = {c["name"]: ColumnSpec.from_dict(c) for c in meta["network_config"]["columns"]}
+        imputer.calibration_ = meta["calibration"]
+        imputer.precision_recall_ = {k: pd.DataFrame(v) for k, v in meta["precision_recall"].items()}
+        imputer._validation = meta["validation"]
+        return imputer
+
+
+def _report_left_missing(frame, left, precision_threshold):
+    frame.attrs["cells_left_missing"] = dict(left)
+    total = sum(left.values())
+    if total:
+        shown = ", ".join(f"{name}: {n}" for name, n in left.items() if n)
+        warnings.warn(
+            f"precision_threshold={precision_threshold}: {total} cell(s) left missing where the imputation's class does not reach "
+            f"that precision on validation data ({shown}); attrs['cells_left_missing'] has the counts",
+            stacklevel=3,
+        )
+
+
+class SimpleImputer(TableImputer):
+    """Imputes one column from `input_columns` (Datawig's `SimpleImputer`); see `TableImputer` for parameters.
+
+    >>> imputer = SimpleImputer(["age", "occupation", "education"], "workclass").fit(train)
+    >>> imputer.predict(test)[["workclass", "workclass_imputed", "workclass_imputed_proba"]]
+    """
+
+    def __init__(self, input_columns, output_column, **params):
+        input_columns = _column_list(input_columns, "input_columns")
+        if not isinstance(output_column, str) and not np.isscalar(output_column):
+            raise TypeError(f"output_column must be one column name, got {output_column!r}")
+        if output_column in input_columns:
+            raise ValueError(f"column {output_column!r} is both the output column and an input column: the model would read its answer")
+        super().__init__(input_columns, [output_column], **params)
+        self.output_column = output_column
+
+    @classmethod
+    def load(cls, path):
+        imputer = super().load(path)
+        imputer.output_column = imputer.output_columns[0]
+        return imputer
+
+    @staticmethod
+    def complete(df, precision_threshold=0.0, inplace=False, *, columns=None, per_column=False, column_kinds=None, verbose=0, fit_params=None, **params):
+        """`df` with every missing cell of the columns to impute filled (see `complete`)."""
+        return complete(
+            df, precision_threshold, inplace=inplace, columns=columns, per_column=per_column, column_kinds=column_kinds, verbose=verbose, fit_params=fit_params, **params
+        )
+
+
+def complete(df, precision_threshold=0.0, inplace=False, *, columns=None, per_column=False, column_kinds=None, verbose=0, fit_params=None, **params):
+    """Impute every missing cell of `columns` (default: every numeric or categorical column with a missing
+    value) from all the other columns, and return a new frame (`df` itself with `inplace`).
+
+    Observed cells are never changed, dtypes are kept (categories stay categories; nullable integer
+    columns get rounded imputations and stay integer; other columns keep their dtype), and free-text
+    columns are inputs only. One network imputes every column (`TableImputer` with each column both an
+    input and an output); ``per_column=True`` trains one `SimpleImputer` per column instead, as Datawig.
+    Cells left missing by `precision_threshold` are counted in ``attrs["cells_left_missing"]``.
+    `fit_params` go to `fit`, `params` to the imputer (e.g. ``hidden_units``, ``seed``).
+    """
+    check_frame(df, list(columns or []), "complete")
+    column_kinds = dict(column_kinds or {})
+    kinds = {}
+    for name in df.columns:
+        spec = fit_spec(df[name], column_kinds.get(name))  # also: a column with no observed value is an error here
+        kinds[name] = spec.kind
+    missing = {name: missing_cells(df[name]) for name in df.columns}
+    if columns is None:
+        columns = [name for name in df.columns if kinds[name] != "text" and missing[name].any()]
+    else:
+        columns = _column_list(columns, "columns")
+        for name in columns:
+            if kinds[name] == "text":
+                raise ValueError(f"column {name!r} is free text: text columns are inputs only; pass column_kinds={{{name!r}: 'categorical'}} to impute it")
+    out = df if inplace else df.copy()
+    out.attrs["cells_left_missing"] = {}
+    columns = [name for name in columns if missing[name].any()]
+    if not columns:
+        return out
+    if len(df.columns) < 2:
+        raise ValueError("complete needs at least two columns: one to impute and one to impute it from")
+    fit_params = dict(fit_params or {})
+    fit_params.setdefault("verbose", verbose)
+    predictions = {}
+    if per_column:
+        for name in columns:
+            inputs = [c for c in df.columns if c != name]
+            imputer = SimpleImputer(inputs, name, column_kinds={c: kinds[c] for c in df.columns}, **params).fit(df, **fit_params)
+            predictions.update(imputer.predict_values(df.loc[missing[name]], precision_threshold, hide_targets=False))
+    else:
+        imputer = TableImputer(list(df.columns), columns, column_kinds={c: kinds[c] for c in df.columns}, **params).fit(df, **fit_params)
+        rows = np.zeros(len(df), bool)
+        for name in columns:
+            rows |= missing[name]
+        subset = df.loc[rows]
+        subset_missing = {name: missing[name][rows] for name in columns}
+        values = imputer.predict_values(subset, precision_threshold, hide_targets=False)
+        predictions = {name: (values[name][0][subset_missing[name]], None) for name in columns}
+    left = {}
+    for name in columns:
+        imputed = predictions[name][0]
+        left[name] = _fill(out, name, missing[name], imputed, df[name].dtype)
+    _report_left_missing(out, {k: v for k, v in left.items()}, precision_threshold)
+    return out
+
+
+def _fill(out, name, missing, imputed, dtype):
+    """Write `imputed` into the missing cells of column `name`, keeping its dtype; returns cells left missing."""
+    imputed = np.asarray(imputed, dtype=object)
+    left = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in imputed], bool)
+    column = out[name]
+    if isinstance(dtype, pd.CategoricalDtype):
+        values = np.array(column.astype(object).to_numpy(), dtype=object)
+        values[missing] = [None if skip else v for v, skip in zip(imputed, left)]
+        out[name] = pd.Categorical(values, categories=dtype.categories, ordered=dtype.ordered)
+    elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        numbers = np.array([np.nan if skip else float(v) for v, skip in zip(imputed, left)])
+        if pd.api.types.is_integer_dtype(dtype):  # a nullable integer column (plain int64 cannot hold a missing cell)
+            numbers = np.round(numbers)
+        values = np.array(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        values[missing] = numbers
+        out[name] = pd.array(values, dtype=dtype) if pd.api.types.is_extension_array_dtype(dtype) else values.astype(dtype)
+    else:
+        values = np.array(column.astype(object).to_numpy(), dtype=object)
+        values[missing] = [None if skip else v for v, skip in zip(imputed, left)]
+        try:
+            out[name] = pd.array(values, dtype=dtype) if pd.api.types.is_extension_array_dtype(dtype) else pd.Series(values, index=out.index, dtype=dtype)
+        except (TypeError, ValueError):
+            out[name] = pd.Series(values, index=out.index, dtype=object)
+    return int(left.sum())

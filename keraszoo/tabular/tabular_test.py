@@ -1,0 +1,217 @@
+"""The tabular imputer on real tables (scikit-learn's wine and breast cancer): it learns, completes, keeps
+observed cells and dtypes, saves, calibrates, and names every bad input."""
+import warnings
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine
+
+from keraszoo.tabular import SimpleImputer, TableImputer, complete
+from keraszoo.tabular import calibration
+from keraszoo.tabular.columns import infer_kind
+
+FAST = {"epochs": 40, "patience": 5}
+
+
+def wine_frame():
+    """scikit-learn's wine table with its cultivar as a string category column."""
+    data = load_wine(as_frame=True)
+    frame = data.data.copy()
+    frame["cultivar"] = np.array(["barolo", "grignolino", "barbera"])[data.target]
+    return frame
+
+
+def split(frame, seed=0, test=0.3):
+    order = np.random.default_rng(seed).permutation(len(frame))
+    n_test = int(test * len(frame))
+    return frame.iloc[order[n_test:]], frame.iloc[order[:n_test]]
+
+
+def test_a_categorical_column_is_learned_from_the_others_and_beats_the_most_frequent_class():
+    train, test = split(wine_frame())
+    inputs = [c for c in train.columns if c != "cultivar"]
+    imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(train, **FAST)
+    predicted = imputer.predict(test)
+    accuracy = np.mean(predicted["cultivar_imputed"] == test["cultivar"])
+    most_frequent = np.mean(test["cultivar"] == train["cultivar"].mode()[0])
+    assert accuracy >= 0.9 > most_frequent + 0.4, (accuracy, most_frequent)
+    probabilities = predicted["cultivar_imputed_proba"]
+    assert ((probabilities > 0.3) & (probabilities <= 1)).all()
+    report = imputer.precision_recall_["cultivar"]
+    assert set(report["class"]) == {"barolo", "grignolino", "barbera"} and report["support"].sum() == imputer.calibration_["cultivar"]["validation_rows"]
+
+
+def test_a_numeric_column_is_learned_and_beats_the_mean():
+    data = load_breast_cancer(as_frame=True).data
+    train, test = split(data)
+    inputs = [c for c in data.columns if c not in ("mean radius", "mean perimeter", "mean area", "worst radius", "worst perimeter", "worst area")]
+    imputer = SimpleImputer(inputs, "mean radius", seed=0).fit(train, **FAST)
+    predicted = imputer.predict(test)["mean radius_imputed"].to_numpy()
+    rmse = np.sqrt(np.mean((predicted - test["mean radius"].to_numpy()) ** 2))
+    mean_rmse = np.sqrt(np.mean((train["mean radius"].mean() - test["mean radius"].to_numpy()) ** 2))
+    assert rmse < 0.6 * mean_rmse, (rmse, mean_rmse)
+
+
+def holed_wine(rate=0.1, seed=0):
+    frame = wine_frame()
+    frame["cultivar"] = frame["cultivar"].astype("category")
+    frame["proline"] = frame["proline"].round().astype("Int64")  # a nullable integer column
+    truth = frame.copy()
+    hide = np.random.default_rng(seed).random(frame.shape) < rate
+    holed = frame.copy()
+    for j, name in enumerate(frame.columns):
+        holed.loc[hide[:, j], name] = pd.NA if name == "proline" else np.nan
+    return truth, holed, hide
+
+
+def test_complete_fills_every_cell_keeps_observed_cells_and_dtypes_and_beats_mean_and_mode():
+    truth, holed, hide = holed_wine()
+    before = holed.copy()
+    out = complete(holed, seed=0, fit_params=FAST)
+    pd.testing.assert_frame_equal(holed, before)  # the input is not modified
+    assert out.isna().sum().sum() == 0 and out.attrs["cells_left_missing"] == {name: 0 for name in holed.columns}
+    assert out.dtypes.to_dict() == holed.dtypes.to_dict()
+    assert list(out["cultivar"].cat.categories) == list(holed["cultivar"].cat.categories)
+    for j, name in enumerate(holed.columns):
+        kept = ~hide[:, j]
+        assert (out[name][kept] == truth[name][kept]).all(), name
+    rows = hide[:, -1]
+    assert np.mean(out["cultivar"][rows] == truth["cultivar"][rows]) > np.mean(truth["cultivar"][rows] == holed["cultivar"].mode()[0]) + 0.3
+    numeric = [c for c in holed.columns if c != "cultivar"]
+    errors = {"ours": [], "mean": []}
+    for name in numeric:
+        j = holed.columns.get_loc(name)
+        true = truth[name].to_numpy(float)[hide[:, j]]
+        scale = truth[name].max() - truth[name].min()
+        errors["ours"].append(np.mean(((out[name].to_numpy(float)[hide[:, j]] - true) / scale) ** 2))
+        errors["mean"].append(np.mean(((holed[name].astype(float).mean() - true) / scale) ** 2))
+    assert np.sqrt(np.mean(errors["ours"])) < 0.85 * np.sqrt(np.mean(errors["mean"])), errors
+
+
+def test_complete_per_column_as_datawig_and_the_precision_threshold_leaves_counted_cells_missing():
+    truth, holed, hide = holed_wine(rate=0.2, seed=1)
+    columns = ["cultivar", "alcohol"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = complete(holed, precision_threshold=1.0, columns=columns, per_column=True, seed=0, fit_params=FAST)
+    left = out.attrs["cells_left_missing"]
+    assert set(left) == set(columns) and left["alcohol"] == 0  # numeric imputations are never withheld
+    assert out["cultivar"].isna().sum() == left["cultivar"]
+    if left["cultivar"]:
+        assert any("left missing" in str(w.message) for w in caught)
+    assert out["alcohol"].isna().sum() == 0
+    untouched = [c for c in holed.columns if c not in columns]
+    pd.testing.assert_frame_equal(out[untouched], holed[untouched])
+    imputed = out["cultivar"][hide[:, -1]].dropna()
+    assert (imputed == truth["cultivar"][imputed.index]).mean() >= 0.9
+
+
+def test_save_and_load_give_identical_predictions(tmp_path):
+    train, test = split(wine_frame())
+    inputs = [c for c in train.columns if c != "cultivar"]
+    imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(train, epochs=5)
+    imputer.save(tmp_path / "imputer")
+    loaded = SimpleImputer.load(tmp_path / "imputer")
+    a, b = imputer.predict(test, precision_threshold=0.9), loaded.predict(test, precision_threshold=0.9)
+    pd.testing.assert_frame_equal(a, b)
+    assert loaded.calibration_ == imputer.calibration_
+    pd.testing.assert_frame_equal(loaded.precision_recall_["cultivar"], imputer.precision_recall_["cultivar"])
+
+
+def test_unicode_text_and_unseen_categories_are_inputs_the_model_uses():
+    rng = np.random.default_rng(0)
+    n = 600
+    label = rng.integers(0, 3, n)
+    words = np.array(["café crème brûlée", "борщ со сметаной", "寿司と味噌汁"])
+    text = [f"{words[k]} №{rng.integers(1000)} {'★' * rng.integers(1, 4)}" for k in label]
+    frame = pd.DataFrame(
+        {"dish": text, "noise": rng.normal(size=n), "shop": rng.choice(["a", "b"], n), "cuisine": np.array(["fr", "ru", "jp"])[label]}
+    )
+    assert infer_kind(frame["dish"]) == "text" and infer_kind(frame["shop"]) == "categorical"
+    train, test = frame.iloc[:450], frame.iloc[450:].copy()
+    test.loc[test.index[:20], "shop"] = "never seen"
+    imputer = SimpleImputer(["dish", "noise", "shop"], "cuisine", seed=0).fit(train, **FAST)
+    predicted = imputer.predict(test)
+    assert np.mean(predicted["cuisine_imputed"] == test["cuisine"]) >= 0.95
+
+
+def test_the_lstm_text_encoder_trains_every_weight():
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, 200)
+    frame = pd.DataFrame({"note": [("good stuff " if k else "bad thing ") + str(rng.integers(100)) for k in label], "y": np.array(["no", "yes"])[label]})
+    start = {}
+
+    class Start(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            start.update({w.path: w.numpy().copy() for w in self.model.trainable_weights})
+
+    imputer = SimpleImputer(["note"], "y", text_encoder="lstm", seed=0).fit(frame, epochs=3, callbacks=[Start()])
+    before = list(start.values())
+    after = [w.numpy() for w in imputer.network.trainable_weights]
+    assert len(before) == len(after) > 5
+    changed = [not np.allclose(a, b) for a, b in zip(before, after)]
+    assert all(changed), [w.path for w, c in zip(imputer.network.trainable_weights, changed) if not c]
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3.0, size=(20000, 4))
+    p = calibration.probabilities(logits, 2.0)
+    labels = np.array([rng.choice(4, p=row) for row in p])
+    assert calibration.fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.05)
+    assert calibration.expected_calibration_error(p, labels) < 0.02 < calibration.expected_calibration_error(calibration.probabilities(logits), labels)
+
+
+def test_precision_cutoffs_are_the_lowest_probability_that_reaches_the_precision():
+    top = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.9, 0.5])
+    predicted = np.array([0, 0, 0, 0, 0, 1, 1])
+    correct = np.array([1, 1, 1, 0, 0, 0, 0], bool)
+    cutoffs = calibration.precision_cutoffs(top, predicted, correct, 3, precision=0.75)
+    # class 0: precision 1, 1, 1, 0.75, 0.6 going down: the cut-off is 0.7; class 1 never right; class 2 never predicted
+    assert cutoffs.tolist() == [0.7, np.inf, np.inf]
+    assert calibration.precision_cutoffs(top, predicted, correct, 3, precision=0.0).tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda f: (f.assign(cultivar=np.nan), "cultivar"), "column 'cultivar' has no observed value"),
+        (lambda f: (f.iloc[:0], "cultivar"), "the frame is empty"),
+        (lambda f: (f.assign(alcohol=[1.0, "x"] * 89), "cultivar"), "column 'alcohol' mixes value types"),
+        (lambda f: (f, "no such column"), "unknown column(s) 'no such column'"),
+    ],
+)
+def test_bad_frames_get_an_error_that_names_the_problem(make, message):
+    frame, output = make(wine_frame())
+    inputs = ["alcohol", "malic_acid"]
+    with pytest.raises(ValueError) as error:
+        SimpleImputer(inputs, output).fit(frame, epochs=1)
+    assert message in str(error.value)
+
+
+def test_bad_arguments_get_an_error_that_names_the_column():
+    with pytest.raises(ValueError, match="'cultivar' is both the output column and an input column"):
+        SimpleImputer(["alcohol", "cultivar"], "cultivar")
+    frame = wine_frame().assign(review=[f"review number {i}" for i in range(178)])
+    with pytest.raises(ValueError, match="column 'review' is free text"):
+        SimpleImputer(["alcohol"], "review").fit(frame, epochs=1)
+    with pytest.raises(ValueError, match="column 'review' is free text"):
+        complete(frame.assign(review=frame["review"].where(frame.index > 3)), columns=["review"])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SimpleImputer(["alcohol"], "cultivar").predict(frame)
+    with pytest.raises(ValueError, match="complete: the frame is empty"):
+        complete(frame.iloc[:0])
+    with pytest.raises(ValueError, match="column 'alcohol' has no observed value"):
+        complete(frame.assign(alcohol=np.nan))
+
+
+def test_a_table_imputer_predicts_several_outputs_that_are_also_inputs():
+    train, test = split(wine_frame())
+    imputer = TableImputer(list(train.columns), ["cultivar", "alcohol", "flavanoids"], seed=0).fit(train, **FAST)
+    predicted = imputer.predict(test)
+    assert np.mean(predicted["cultivar_imputed"] == test["cultivar"]) >= 0.85
+    for name in ("alcohol", "flavanoids"):  # each predicted with its own cell hidden: not a copy of it
+        assert not np.allclose(predicted[f"{name}_imputed"], test[name])
+        assert np.sqrt(np.mean((predicted[f"{name}_imputed"] - test[name]) ** 2)) < test[name].std()
