@@ -8,4 +8,4 @@
 See `keraszoo.tabular.imputer` for what differs from awslabs/datawig and why.
 """
 from keraszoo.tabular.columns import KINDS, ColumnSpec, infer_kind  # noqa: F401
-from keraszoo.tabular.imputer import SimpleImputer, TableImputer, complete  # noqa: F401
+from keraszoo.tabular.imputer import Completer, SimpleImputer, TableImputer, complete  # noqa: F401

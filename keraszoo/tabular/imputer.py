@@ -5,8 +5,9 @@ output_column).fit(train_df).predict(df)`` adds ``<output>_imputed`` (and ``<out
 for categorical outputs) to a copy of the frame, and ``SimpleImputer.complete(df)`` fills every column
 that has missing values. What differs, and why:
 
-* One network may hold many output columns (`TableImputer`, `network.MixedTableNet`): `complete` trains
-  one model for the whole table instead of one per column (``per_column=True`` gives Datawig's loop).
+* One network may hold many output columns (`TableImputer`, `network.MixedTableNet`): ``complete(df,
+  per_column=False)`` trains one model for the whole table. The default is Datawig's loop of one model
+  per column, which was the more accurate on adult and wine (benchmarks/results/tabular_adult_wine.md).
 * String columns are categorical (`StringLookup` + embedding) or free text (hashed n-grams) by their
   number of distinct values (`columns`), where Datawig hashes every string input.
 * `precision_threshold` is a precision on validation data, per class (`calibration`); cells left
@@ -391,68 +392,88 @@ class SimpleImputer(TableImputer):
         return imputer
 
     @staticmethod
-    def complete(df, precision_threshold=0.0, inplace=False, *, columns=None, per_column=False, column_kinds=None, verbose=0, fit_params=None, **params):
+    def complete(df, precision_threshold=0.0, inplace=False, *, columns=None, per_column=True, column_kinds=None, verbose=0, fit_params=None, **params):
         """`df` with every missing cell of the columns to impute filled (see `complete`)."""
         return complete(
             df, precision_threshold, inplace=inplace, columns=columns, per_column=per_column, column_kinds=column_kinds, verbose=verbose, fit_params=fit_params, **params
         )
 
 
-def complete(df, precision_threshold=0.0, inplace=False, *, columns=None, per_column=False, column_kinds=None, verbose=0, fit_params=None, **params):
+def complete(df, precision_threshold=0.0, inplace=False, *, columns=None, per_column=True, column_kinds=None, verbose=0, fit_params=None, **params):
     """Impute every missing cell of `columns` (default: every numeric or categorical column with a missing
     value) from all the other columns, and return a new frame (`df` itself with `inplace`).
 
-    Observed cells are never changed, dtypes are kept (categories stay categories; nullable integer
-    columns get rounded imputations and stay integer; other columns keep their dtype), and free-text
-    columns are inputs only. One network imputes every column (`TableImputer` with each column both an
-    input and an output); ``per_column=True`` trains one `SimpleImputer` per column instead, as Datawig.
+    ``Completer(...).fit(df).transform(df)``: see `Completer` for what is kept and how it trains.
     Cells left missing by `precision_threshold` are counted in ``attrs["cells_left_missing"]``.
-    `fit_params` go to `fit`, `params` to the imputer (e.g. ``hidden_units``, ``seed``).
     """
-    check_frame(df, list(columns or []), "complete")
-    column_kinds = dict(column_kinds or {})
-    kinds = {}
-    for name in df.columns:
-        spec = fit_spec(df[name], column_kinds.get(name))  # also: a column with no observed value is an error here
-        kinds[name] = spec.kind
-    missing = {name: missing_cells(df[name]) for name in df.columns}
-    if columns is None:
-        columns = [name for name in df.columns if kinds[name] != "text" and missing[name].any()]
-    else:
-        columns = _column_list(columns, "columns")
-        for name in columns:
-            if kinds[name] == "text":
-                raise ValueError(f"column {name!r} is free text: text columns are inputs only; pass column_kinds={{{name!r}: 'categorical'}} to impute it")
-    out = df if inplace else df.copy()
-    out.attrs["cells_left_missing"] = {}
-    columns = [name for name in columns if missing[name].any()]
-    if not columns:
+    completer = Completer(columns=columns, per_column=per_column, column_kinds=column_kinds, verbose=verbose, fit_params=fit_params, **params)
+    return completer.fit(df).transform(df, precision_threshold, inplace=inplace)
+
+
+class Completer:
+    """Fills the missing cells of a table's columns, inductively: `fit` on one frame, `transform` any
+    frame with the same columns (new rows are imputed by the fitted models, never refitted).
+
+    `columns`: the columns to impute (default: every numeric or categorical column with a missing value
+    at fit; free-text columns are inputs only). Every other column of the frame is an input. By default
+    one `SimpleImputer` per column, as Datawig; ``per_column=False`` trains one network for every column
+    instead (`TableImputer` with each column both an input and an output, hidden when it is predicted):
+    about 3-4x faster, and less accurate on adult and wine (benchmarks/results/tabular_adult_wine.md).
+    `transform` never changes an observed cell and keeps dtypes: categories stay categories, nullable
+    integer columns get rounded imputations and stay integer, other columns keep their dtype.
+    `fit_params` go to each imputer's `fit` (e.g. ``epochs``), `params` to the imputers (e.g. ``seed``).
+    """
+
+    def __init__(self, *, columns=None, per_column=True, column_kinds=None, verbose=0, fit_params=None, **params):
+        self.columns = None if columns is None else _column_list(columns, "columns")
+        self.per_column, self.column_kinds, self.params = bool(per_column), dict(column_kinds or {}), params
+        self.fit_params = {"verbose": verbose, **dict(fit_params or {})}
+        self.imputers = None
+
+    def fit(self, df):
+        check_frame(df, list(self.columns or []), "complete")
+        if len(df.columns) < 2:
+            raise ValueError("complete needs at least two columns: one to impute and one to impute it from")
+        self.kinds = {name: fit_spec(df[name], self.column_kinds.get(name)).kind for name in df.columns}  # names a column with no observed value
+        self.frame_columns = list(df.columns)
+        if self.columns is None:
+            targets = [name for name in df.columns if self.kinds[name] != "text" and missing_cells(df[name]).any()]
+        else:
+            targets = self.columns
+            for name in targets:
+                if self.kinds[name] == "text":
+                    raise ValueError(f"column {name!r} is free text: text columns are inputs only; pass column_kinds={{{name!r}: 'categorical'}} to impute it")
+        self.targets = targets
+        kinds = {c: self.kinds[c] for c in df.columns}
+        if not targets:
+            self.imputers = []
+        elif self.per_column:
+            self.imputers = [
+                SimpleImputer([c for c in df.columns if c != name], name, column_kinds=kinds, **self.params).fit(df, **self.fit_params) for name in targets
+            ]
+        else:
+            self.imputers = [TableImputer(list(df.columns), targets, column_kinds=kinds, **self.params).fit(df, **self.fit_params)]
+        return self
+
+    def transform(self, df, precision_threshold=0.0, inplace=False):
+        if self.imputers is None:
+            raise RuntimeError("Completer is not fitted: call fit first")
+        check_frame(df, self.frame_columns, "complete")
+        out = df if inplace else df.copy()
+        missing = {name: missing_cells(df[name]) for name in self.targets}
+        left = {}
+        for imputer in self.imputers:
+            rows = np.zeros(len(df), bool)
+            for name in imputer.output_columns:
+                rows |= missing[name]
+            if not rows.any():
+                left.update({name: 0 for name in imputer.output_columns})
+                continue
+            values = imputer.predict_values(df.loc[rows], precision_threshold, hide_targets=False)  # missing cells are hidden already
+            for name in imputer.output_columns:
+                left[name] = _fill(out, name, missing[name], values[name][0][missing[name][rows]], df[name].dtype)
+        _report_left_missing(out, left, precision_threshold)
         return out
-    if len(df.columns) < 2:
-        raise ValueError("complete needs at least two columns: one to impute and one to impute it from")
-    fit_params = dict(fit_params or {})
-    fit_params.setdefault("verbose", verbose)
-    predictions = {}
-    if per_column:
-        for name in columns:
-            inputs = [c for c in df.columns if c != name]
-            imputer = SimpleImputer(inputs, name, column_kinds={c: kinds[c] for c in df.columns}, **params).fit(df, **fit_params)
-            predictions.update(imputer.predict_values(df.loc[missing[name]], precision_threshold, hide_targets=False))
-    else:
-        imputer = TableImputer(list(df.columns), columns, column_kinds={c: kinds[c] for c in df.columns}, **params).fit(df, **fit_params)
-        rows = np.zeros(len(df), bool)
-        for name in columns:
-            rows |= missing[name]
-        subset = df.loc[rows]
-        subset_missing = {name: missing[name][rows] for name in columns}
-        values = imputer.predict_values(subset, precision_threshold, hide_targets=False)
-        predictions = {name: (values[name][0][subset_missing[name]], None) for name in columns}
-    left = {}
-    for name in columns:
-        imputed = predictions[name][0]
-        left[name] = _fill(out, name, missing[name], imputed, df[name].dtype)
-    _report_left_missing(out, {k: v for k, v in left.items()}, precision_threshold)
-    return out
 
 
 def _fill(out, name, missing, imputed, dtype):

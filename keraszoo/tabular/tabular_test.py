@@ -69,7 +69,7 @@ def holed_wine(rate=0.1, seed=0):
 def test_complete_fills_every_cell_keeps_observed_cells_and_dtypes_and_beats_mean_and_mode():
     truth, holed, hide = holed_wine()
     before = holed.copy()
-    out = complete(holed, seed=0, fit_params=FAST)
+    out = complete(holed, per_column=False, seed=0, fit_params=FAST)
     pd.testing.assert_frame_equal(holed, before)  # the input is not modified
     assert out.isna().sum().sum() == 0 and out.attrs["cells_left_missing"] == {name: 0 for name in holed.columns}
     assert out.dtypes.to_dict() == holed.dtypes.to_dict()
