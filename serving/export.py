@@ -248,10 +248,6 @@ def export(imputer, base_path, name, version=None):
         raise NotImplementedError(
             f"model {imputer.name!r} has no TensorFlow imputation yet, so it cannot be exported as a SavedModel"
         )
-    check_model_name(name)
-    version = next_version(base_path, name) if version is None else int(version)
-    if version < 1:
-        raise ValueError(f"version must be a positive integer, got {version}")
     scaler = imputer.scaler_
     input_shape = tuple(getattr(imputer, "input_shape_", (scaler.n_features,)))
     model_shape = tuple(getattr(imputer, "model_input_shape_", input_shape))
@@ -286,6 +282,27 @@ def export(imputer, base_path, name, version=None):
             )
         if "log_prob" in functions:
             signatures["log_prob"] = tf.function(module.log_prob, input_signature=[x_spec])
+    return save_version(
+        module,
+        signatures,
+        base_path,
+        name,
+        version,
+        lambda staging: write_warmup_requests(staging, name, signatures, scaler.data_min_, scaler.data_range_, input_shape),
+    )
+
+
+def save_version(module, signatures, base_path, name, version=None, finish=None):
+    """Save `module` with `signatures` as version `version` (None: the next free one) of model `name`
+    under `base_path`, atomically, and rewrite the config files; returns the version's directory.
+
+    `finish(staging_dir)` adds files (the warm-up requests) before the version appears. Every exporter
+    (`export`, `keraszoo.tabular`'s) goes through here.
+    """
+    check_model_name(name)
+    version = next_version(base_path, name) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
     path = os.path.join(base_path, name, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists: TF Serving versions are immutable, export a new version number")
@@ -293,7 +310,8 @@ def export(imputer, base_path, name, version=None):
     staging = os.path.join(base_path, name, f".{version}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     tf.saved_model.save(module, staging, signatures=signatures)
-    write_warmup_requests(staging, name, signatures, scaler.data_min_, scaler.data_range_, input_shape)
+    if finish is not None:
+        finish(staging)
     os.rename(staging, path)
     write_models_config(base_path)
     write_models_config(base_path, serving_root=DOCKER_MODELS_ROOT, filename=DOCKER_CONFIG_NAME)

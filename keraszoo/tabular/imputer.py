@@ -30,6 +30,8 @@ from keraszoo.tabular.network import MixedTableNet
 
 #: rows per call when predicting (bounded memory whatever the frame's length).
 PREDICT_CHUNK_ROWS = 8192
+#: probabilities within this of a precision cut-off count as reaching it (float32 against float64 rounding).
+CUTOFF_TOLERANCE = 1e-6
 _META_FILE, _WEIGHTS_FILE = "imputer.json", "imputer.weights.h5"
 
 
@@ -269,7 +271,10 @@ class TableImputer:
         validation = self._validation.get(name)
         if not validation:
             raise ValueError(f"precision_threshold needs validation data, and column {name!r} had none at fit (too few labelled rows)")
-        return calibration.precision_cutoffs(validation["top_probability"], validation["predicted"], validation["correct"], n_classes, precision_threshold)
+        cutoffs = calibration.precision_cutoffs(validation["top_probability"], validation["predicted"], validation["correct"], n_classes, precision_threshold)
+        # a validation row's probability sits exactly on a cut-off: float32 (the SavedModel) and float64
+        # (here) must both keep it
+        return cutoffs - CUTOFF_TOLERANCE
 
     def predict_values(self, df, precision_threshold=0.0, hide_targets=True):
         """{output: (values as object/float array with None/NaN where left missing, top probability or None)}."""

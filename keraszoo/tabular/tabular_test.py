@@ -215,3 +215,61 @@ def test_a_table_imputer_predicts_several_outputs_that_are_also_inputs():
     for name in ("alcohol", "flavanoids"):  # each predicted with its own cell hidden: not a copy of it
         assert not np.allclose(predicted[f"{name}_imputed"], test[name])
         assert np.sqrt(np.mean((predicted[f"{name}_imputed"] - test[name]) ** 2)) < test[name].std()
+
+
+def test_savedmodel_export_takes_raw_named_columns_and_serves_what_the_imputer_predicts(tmp_path):
+    """A SimpleImputer and a Completer exported, reloaded, and served over gRPC: the same imputations as in
+    process; observed cells pass through; column names outside TF's alphabet get safe keys."""
+    import tensorflow as tf
+
+    from keraszoo.tabular import Completer
+    from keraszoo.tabular.export import export, signature_keys
+    from serving.client import ImputeClient
+    from serving.server import ImputationServer, make_manager
+
+    truth, holed, hide = holed_wine(rate=0.2, seed=2)
+    holed = holed.rename(columns={"od280/od315_of_diluted_wines": "od280/od315 (diluted)"})
+    keys = signature_keys(holed.columns)
+    assert keys["od280/od315 (diluted)"] == "od280_od315__diluted_" and keys["alcohol"] == "alcohol"
+
+    inputs = [c for c in holed.columns if c != "cultivar"]
+    imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(holed, epochs=8)
+    completer = Completer(columns=["cultivar", "alcohol", "proline"], per_column=False, seed=0, fit_params={"epochs": 8}).fit(holed)
+    base = tmp_path / "models"
+    imputer_dir = export(imputer, str(base), "wine_cultivar", precision_threshold=0.9)
+    completer_dir = export(completer, str(base), "wine_complete")
+
+    def request(frame, columns):
+        return {keys[c]: (frame[c].to_numpy(np.float32, na_value=np.nan) if c != "cultivar" else frame[c].astype(object).fillna("").astype(str).to_numpy(object)) for c in columns}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = imputer.predict(holed, precision_threshold=0.9)
+    served = tf.saved_model.load(imputer_dir).signatures["serving_default"](**{k: tf.constant(v) for k, v in request(holed, inputs).items()})
+    labels = [v.decode() or None for v in served["cultivar_imputed"].numpy()]
+    assert labels == [None if pd.isna(v) else v for v in expected["cultivar_imputed"]]
+    np.testing.assert_allclose(served["cultivar_imputed_proba"].numpy(), expected["cultivar_imputed_proba"], rtol=1e-5)
+
+    completed = completer.transform(holed)
+    out = tf.saved_model.load(completer_dir).signatures["serving_default"](**{k: tf.constant(v) for k, v in request(holed, holed.columns).items()})
+    assert [v.decode() for v in out["cultivar"].numpy()] == list(completed["cultivar"].astype(str))
+    np.testing.assert_allclose(out["alcohol"].numpy(), completed["alcohol"], rtol=1e-5)
+    observed = holed["alcohol"].notna().to_numpy()
+    np.testing.assert_array_equal(out["alcohol"].numpy()[observed], holed["alcohol"].to_numpy(np.float32)[observed])
+    # proline is a nullable integer column: the export gives the unrounded value, `transform` rounds it
+    np.testing.assert_allclose(out["proline"].numpy(), completed["proline"].astype(float), atol=0.5)
+
+    server = ImputationServer(make_manager(model_base_path=str(base), poll_seconds=0), port=0, rest_port=0)
+    server.start()
+    try:
+        with ImputeClient(f"127.0.0.1:{server.grpc_port}") as client:
+            rows = holed.iloc[:7]
+            response = client.predict("wine_complete", request(rows, holed.columns))
+            got = tf.make_ndarray(response.outputs["cultivar"])
+            assert [v.decode() for v in got] == list(completed["cultivar"].astype(str).iloc[:7])
+            bad = request(rows, holed.columns)
+            bad["alcohol"] = bad["alcohol"].astype(object).astype(str)
+            with pytest.raises(Exception, match="INVALID_ARGUMENT|dtype"):
+                client.predict("wine_complete", bad)
+    finally:
+        server.stop()

@@ -1,0 +1,155 @@
+"""SavedModel export of the tabular imputers, taking raw columns as named inputs (TF Serving's layout).
+
+    from keraszoo.tabular.export import export
+    export(completer_or_imputer, "saved_models/serving", "adult_complete")
+
+Inputs: one [None] tensor per input column, named by `signature_keys` (the column name with every
+character outside TF's signature alphabet ``[A-Za-z0-9_.-]`` replaced by ``_``, made unique):
+float32 for numeric columns (NaN = missing), string for categorical and text columns ("" = missing;
+a category is given as its text, e.g. "True" for a bool column). Outputs:
+
+* a `TableImputer` / `SimpleImputer`: ``serving_default`` -> ``<key>_imputed`` for every row (each
+  output predicted with its own cell hidden, as `predict`), and ``<key>_imputed_proba`` (float32, the
+  calibrated probability) for categorical outputs; a categorical imputation below the export's
+  `precision_threshold` (its per-class cut-offs are baked in) is "";
+* a `Completer`: ``serving_default`` -> ``<key>`` for every imputed column: the column with its missing
+  cells filled, observed cells passed through unchanged.
+
+Categorical imputations are strings (the category's text). The key of every column is written to
+``assets.extra/keraszoo_columns.json`` beside TF Serving's warm-up file, whose requests are rows of
+typical values (each column's mean or most frequent value, a fifth of the cells missing).
+"""
+import json
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from keraszoo.tabular.imputer import Completer, TableImputer
+
+_INVALID = re.compile(r"[^A-Za-z0-9_.\-]")
+WARMUP_ROWS = (1, 8)
+
+
+def signature_keys(columns):
+    """{column: its signature input key}: invalid characters to "_", a leading "c_" where needed, unique."""
+    keys, used = {}, set()
+    for name in columns:
+        key = _INVALID.sub("_", str(name)) or "c"
+        if not re.match(r"[A-Za-z0-9.]", key):
+            key = "c" + key
+        base, i = key, 2
+        while key in used or any(key == f"{other}_imputed" or key == f"{other}_imputed_proba" for other in used):
+            key, i = f"{base}_{i}", i + 1
+        used.add(key)
+        keys[name] = key
+    return keys
+
+
+class _TableModule(tf.Module):
+    def __init__(self, imputers, specs, keys, cutoffs, complete):
+        super().__init__()
+        self.networks = [imputer.network for imputer in imputers]
+        self.outputs = [list(imputer.output_columns) for imputer in imputers]
+        self.specs, self.keys, self.complete = specs, keys, complete
+        self.classes = {
+            name: tf.constant(imputer.network.classes(name)) for imputer in imputers for name in imputer.output_columns if specs[name].kind == "categorical"
+        }
+        self.cutoffs = {name: tf.constant(value, tf.float32) for name, value in cutoffs.items()}
+
+    def serve(self, inputs):
+        columns = {name: inputs[key] for name, key in self.keys.items() if key in inputs}
+        out = {}
+        for network, outputs in zip(self.networks, self.outputs):
+            raw = network.predict_outputs({c: columns[c] for c in network.input_columns}, hide_targets=not self.complete)
+            for j, name in enumerate(outputs):
+                key, spec = self.keys[name], self.specs[name]
+                if spec.kind == "categorical":
+                    probabilities = tf.nn.softmax(raw[j] / network.temperatures[j], axis=-1)
+                    predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+                    top = tf.reduce_max(probabilities, axis=-1)
+                    label = tf.where(top >= tf.gather(self.cutoffs[name], predicted), tf.gather(self.classes[name], predicted), "")
+                    if self.complete:
+                        out[key] = tf.where(tf.equal(columns[name], ""), label, columns[name])
+                    else:
+                        out[f"{key}_imputed"], out[f"{key}_imputed_proba"] = label, top
+                else:
+                    value = raw[j][:, 0] * spec.std + spec.mean
+                    if self.complete:
+                        out[key] = tf.where(tf.math.is_finite(columns[name]), columns[name], value)
+                    else:
+                        out[f"{key}_imputed"] = value
+        return out
+
+
+def export(imputer, base_path, name, version=None, precision_threshold=0.0):
+    """Write a fitted `TableImputer`, `SimpleImputer` or `Completer` as a SavedModel version (see the
+    module docstring) under `<base_path>/<name>/<version>/`; returns its directory."""
+    from serving.export import save_version
+
+    if isinstance(imputer, Completer):
+        if imputer.imputers is None:
+            raise RuntimeError("Completer is not fitted: call fit first")
+        imputers, columns, complete = imputer.imputers, imputer.frame_columns, True
+        if not imputers:
+            raise ValueError("this Completer imputes no column (nothing was missing at fit): there is nothing to export")
+    elif isinstance(imputer, TableImputer):
+        imputer._check_fitted()
+        imputers, columns, complete = [imputer], imputer.input_columns, False
+    else:
+        raise TypeError(f"export takes a fitted TableImputer, SimpleImputer or Completer, got {type(imputer).__name__}")
+    specs = {}
+    for member in imputers:
+        specs.update(member.specs)
+    cutoffs = {}
+    for member in imputers:
+        for output in member.output_columns:
+            if specs[output].kind == "categorical":
+                cutoffs[output] = member._cutoffs(output, precision_threshold).astype(np.float32)
+    keys = signature_keys(list(columns) + [c for c in specs if c not in columns])  # inputs, then outputs that are not inputs
+    module = _TableModule(imputers, specs, keys, cutoffs, complete)
+    input_specs = {keys[c]: tf.TensorSpec([None], tf.float32 if specs[c].kind == "numeric" else tf.string, name=keys[c]) for c in columns}
+    serve = tf.function(module.serve, input_signature=[input_specs])
+    signatures = {"serving_default": serve}
+
+    def finish(staging):
+        folder = os.path.join(staging, "assets.extra")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "keraszoo_columns.json"), "w", encoding="utf-8") as f:
+            json.dump({"keys": keys, "inputs": [keys[c] for c in columns], "precision_threshold": precision_threshold}, f, ensure_ascii=False, indent=1)
+        write_warmup_requests(staging, name, {c: specs[c] for c in columns}, keys)
+
+    return save_version(module, signatures, base_path, name, version, finish)
+
+
+def typical_rows(specs, rows, seed=0):
+    """{column: values} of `rows` typical rows: numeric means, most frequent categories, short text; a fifth missing."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, spec in specs.items():
+        missing = rng.random(rows) < 0.2
+        if spec.kind == "numeric":
+            out[name] = np.where(missing, np.nan, spec.mean).astype(np.float32)
+        else:
+            value = spec.vocabulary[0] if spec.kind == "categorical" else "text"
+            out[name] = np.array([b"" if m else value.encode("utf-8") for m in missing], dtype=object)
+    return out
+
+
+def write_warmup_requests(saved_model_dir, name, specs, keys):
+    """TF Serving's warm-up file for the tabular signature: `WARMUP_ROWS` requests of `typical_rows`."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    from serving.tensors import to_tensor_proto
+
+    path = os.path.join(saved_model_dir, "assets.extra", "tf_serving_warmup_requests")
+    with tf.io.TFRecordWriter(path) as writer:
+        for rows in WARMUP_ROWS:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = name
+            request.model_spec.signature_name = "serving_default"
+            for column, values in typical_rows(specs, rows).items():
+                request.inputs[keys[column]].CopyFrom(to_tensor_proto(values))
+            writer.write(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+    return path
