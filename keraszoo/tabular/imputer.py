@@ -92,6 +92,7 @@ class TableImputer:
             seed=int(seed),
         )
         self.seed = int(seed)
+        self.init_params = {"column_kinds": self.column_kinds, **self.network_params}
         self.network = None
         self.specs = None
         self.history = None
@@ -210,6 +211,33 @@ class TableImputer:
         self.calibration_, self.precision_recall_, self._validation = {}, {}, {}
         if has_validation:
             self._calibrate({k: val_arrays[k] for k in self.input_columns}, val_targets, calibrate)
+        return self
+
+    def _clone(self, **overrides):
+        """An unfitted imputer like this one, with some constructor parameters changed."""
+        return TableImputer(self.input_columns, self.output_columns, **{**self.init_params, **overrides})
+
+    def fit_hpo(self, train_df, test_df=None, *, space=None, max_trials=10, time_budget_seconds=600, directory=None, **fit_params):
+        """Random search with keras-tuner over `space` (default `tuning.DEFAULT_SPACE`: trunk widths,
+        embedding size, hash buckets, dropout, learning rate), at most `max_trials` trials and no trial
+        started after `time_budget_seconds`; keeps the trial with the lowest validation loss (this imputer
+        becomes it) and every trial's parameters and score in `hpo_results_`. `fit_params` go to `fit`.
+        Returns self."""
+        from keraszoo.tabular import tuning
+
+        best, results = tuning.search(
+            lambda params: self._clone(**params),
+            train_df,
+            test_df,
+            space=space,
+            max_trials=max_trials,
+            time_budget_seconds=time_budget_seconds,
+            seed=self.seed,
+            directory=directory,
+            **fit_params,
+        )
+        self.__dict__.update(best.__dict__)
+        self.hpo_results_ = results
         return self
 
     def _raw_outputs(self, inputs, hide_targets=True):
@@ -389,6 +417,9 @@ class SimpleImputer(TableImputer):
             raise ValueError(f"column {output_column!r} is both the output column and an input column: the model would read its answer")
         super().__init__(input_columns, [output_column], **params)
         self.output_column = output_column
+
+    def _clone(self, **overrides):
+        return SimpleImputer(self.input_columns, self.output_column, **{**self.init_params, **overrides})
 
     @classmethod
     def load(cls, path):

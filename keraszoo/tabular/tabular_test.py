@@ -32,8 +32,11 @@ def split(frame, seed=0, test=0.3):
 def test_a_categorical_column_is_learned_from_the_others_and_beats_the_most_frequent_class():
     train, test = split(wine_frame())
     inputs = [c for c in train.columns if c != "cultivar"]
+    train_before, test_before = train.copy(), test.copy()
     imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(train, **FAST)
     predicted = imputer.predict(test)
+    pd.testing.assert_frame_equal(train, train_before)  # fit and predict never modify their frames
+    pd.testing.assert_frame_equal(test, test_before)
     accuracy = np.mean(predicted["cultivar_imputed"] == test["cultivar"])
     most_frequent = np.mean(test["cultivar"] == train["cultivar"].mode()[0])
     assert accuracy >= 0.9 > most_frequent + 0.4, (accuracy, most_frequent)
@@ -273,3 +276,22 @@ def test_savedmodel_export_takes_raw_named_columns_and_serves_what_the_imputer_p
                 client.predict("wine_complete", bad)
     finally:
         server.stop()
+
+
+def test_hyper_parameter_search_keeps_the_best_trial_and_respects_its_budget():
+    import time
+
+    train, test = split(wine_frame())
+    inputs = [c for c in train.columns if c != "cultivar"]
+    imputer = SimpleImputer(inputs, "cultivar", seed=0)
+    space = {"hidden_units": [[4], [64]], "learning_rate": [1e-3, 1e-2]}
+    imputer.fit_hpo(train, space=space, max_trials=3, time_budget_seconds=120, epochs=60)
+    results = imputer.hpo_results_
+    assert len(results) == 3 and results["val_loss"].is_monotonic_increasing
+    best = results.iloc[0]
+    assert imputer.network.hidden_units == best["hidden_units"] and imputer.history.history["val_loss"]
+    assert min(imputer.history.history["val_loss"]) == pytest.approx(best["val_loss"])
+    assert np.mean(imputer.predict(test)["cultivar_imputed"] == test["cultivar"]) >= 0.85
+    start = time.monotonic()
+    few = SimpleImputer(inputs, "cultivar", seed=0).fit_hpo(train, space=space, max_trials=50, time_budget_seconds=3, epochs=100, patience=100)
+    assert time.monotonic() - start < 60 and 1 <= len(few.hpo_results_) < 50
