@@ -48,8 +48,9 @@ def signature_keys(columns):
 
 
 class _TableModule(tf.Module):
-    def __init__(self, imputers, specs, keys, cutoffs, complete):
+    def __init__(self, imputers, specs, keys, cutoffs, complete, constants=None):
         super().__init__()
+        self.constants = dict(constants or {})
         self.networks = [imputer.network for imputer in imputers]
         self.outputs = [list(imputer.output_columns) for imputer in imputers]
         self.specs, self.keys, self.complete = specs, keys, complete
@@ -61,6 +62,12 @@ class _TableModule(tf.Module):
     def serve(self, inputs):
         columns = {name: inputs[key] for name, key in self.keys.items() if key in inputs}
         out = {}
+        for name, value in self.constants.items():  # a Completer's single-valued columns
+            given = columns[name]
+            if given.dtype == tf.string:
+                out[self.keys[name]] = tf.where(tf.equal(given, ""), tf.constant(str(value)), given)
+            else:
+                out[self.keys[name]] = tf.where(tf.math.is_finite(given), given, tf.constant(float(value), tf.float32))
         for network, outputs in zip(self.networks, self.outputs):
             raw = network.predict_outputs({c: columns[c] for c in network.input_columns}, hide_targets=not self.complete)
             for j, name in enumerate(outputs):
@@ -91,24 +98,26 @@ def export(imputer, base_path, name, version=None, precision_threshold=0.0):
     if isinstance(imputer, Completer):
         if imputer.imputers is None:
             raise RuntimeError("Completer is not fitted: call fit first")
-        imputers, columns, complete = imputer.imputers, imputer.frame_columns, True
-        if not imputers:
+        imputers, columns, complete, constants = imputer.imputers, imputer.frame_columns, True, imputer.constants
+        if not imputers and not constants:
             raise ValueError("this Completer imputes no column (nothing was missing at fit): there is nothing to export")
     elif isinstance(imputer, TableImputer):
         imputer._check_fitted()
-        imputers, columns, complete = [imputer], imputer.input_columns, False
+        imputers, columns, complete, constants = [imputer], imputer.input_columns, False, {}
     else:
         raise TypeError(f"export takes a fitted TableImputer, SimpleImputer or Completer, got {type(imputer).__name__}")
     specs = {}
     for member in imputers:
         specs.update(member.specs)
+    if complete:
+        specs = {**{c: imputer.specs[c] for c in columns}, **specs}
     cutoffs = {}
     for member in imputers:
         for output in member.output_columns:
             if specs[output].kind == "categorical":
                 cutoffs[output] = member._cutoffs(output, precision_threshold).astype(np.float32)
     keys = signature_keys(list(columns) + [c for c in specs if c not in columns])  # inputs, then outputs that are not inputs
-    module = _TableModule(imputers, specs, keys, cutoffs, complete)
+    module = _TableModule(imputers, specs, keys, cutoffs, complete, constants)
     input_specs = {keys[c]: tf.TensorSpec([None], tf.float32 if specs[c].kind == "numeric" else tf.string, name=keys[c]) for c in columns}
     serve = tf.function(module.serve, input_signature=[input_specs])
     signatures = {"serving_default": serve}

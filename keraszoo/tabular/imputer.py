@@ -456,7 +456,8 @@ class Completer:
     instead (`TableImputer` with each column both an input and an output, hidden when it is predicted):
     about 3-4x faster, and less accurate on adult and wine (benchmarks/results/tabular_adult_wine.md).
     `transform` never changes an observed cell and keeps dtypes: categories stay categories, nullable
-    integer columns get rounded imputations and stay integer, other columns keep their dtype.
+    integer columns get rounded imputations and stay integer, other columns keep their dtype. A column
+    with a single observed value is completed with that value.
     `fit_params` go to each imputer's `fit` (e.g. ``epochs``), `params` to the imputers (e.g. ``seed``).
     """
 
@@ -470,7 +471,8 @@ class Completer:
         check_frame(df, list(self.columns or []), "complete")
         if len(df.columns) < 2:
             raise ValueError("complete needs at least two columns: one to impute and one to impute it from")
-        self.kinds = {name: fit_spec(df[name], self.column_kinds.get(name)).kind for name in df.columns}  # names a column with no observed value
+        self.specs = specs = {name: fit_spec(df[name], self.column_kinds.get(name)) for name in df.columns}  # names a column with no observed value
+        self.kinds = {name: spec.kind for name, spec in specs.items()}
         self.frame_columns = list(df.columns)
         if self.columns is None:
             targets = [name for name in df.columns if self.kinds[name] != "text" and missing_cells(df[name]).any()]
@@ -480,6 +482,15 @@ class Completer:
                 if self.kinds[name] == "text":
                     raise ValueError(f"column {name!r} is free text: text columns are inputs only; pass column_kinds={{{name!r}: 'categorical'}} to impute it")
         self.targets = targets
+        # a column with a single observed value is completed with it (nothing to learn, nothing to doubt)
+        self.constants = {}
+        for name in targets:
+            spec = specs[name]
+            if spec.kind == "categorical" and len(spec.vocabulary) == 1:
+                self.constants[name] = restore_value(spec.vocabulary[0], spec)
+            elif spec.kind == "numeric" and df[name].nunique() == 1:
+                self.constants[name] = spec.mean
+        targets = [name for name in targets if name not in self.constants]
         kinds = {c: self.kinds[c] for c in df.columns}
         if not targets:
             self.imputers = []
@@ -498,6 +509,8 @@ class Completer:
         out = df if inplace else df.copy()
         missing = {name: missing_cells(df[name]) for name in self.targets}
         left = {}
+        for name, value in self.constants.items():
+            left[name] = _fill(out, name, missing[name], np.full(int(missing[name].sum()), value, dtype=object), df[name].dtype)
         for imputer in self.imputers:
             rows = np.zeros(len(df), bool)
             for name in imputer.output_columns:

@@ -208,6 +208,10 @@ def test_bad_arguments_get_an_error_that_names_the_column():
         complete(frame.iloc[:0])
     with pytest.raises(ValueError, match="column 'alcohol' has no observed value"):
         complete(frame.assign(alcohol=np.nan))
+    # a column with one observed value is completed with it (the documented result), without training
+    single = frame[["alcohol", "cultivar"]].assign(cultivar=["barolo"] * 100 + [np.nan] * 78, alcohol=[13.0] * 170 + [np.nan] * 8)
+    completed = complete(single)
+    assert (completed["cultivar"] == "barolo").all() and (completed["alcohol"] == 13.0).all()
 
 
 def test_a_table_imputer_predicts_several_outputs_that_are_also_inputs():
@@ -232,18 +236,22 @@ def test_savedmodel_export_takes_raw_named_columns_and_serves_what_the_imputer_p
 
     truth, holed, hide = holed_wine(rate=0.2, seed=2)
     holed = holed.rename(columns={"od280/od315_of_diluted_wines": "od280/od315 (diluted)"})
+    holed["cellar"] = pd.Series(["north"] * len(holed)).where(np.arange(len(holed)) % 9 > 0).to_numpy()  # one value: a constant
     keys = signature_keys(holed.columns)
     assert keys["od280/od315 (diluted)"] == "od280_od315__diluted_" and keys["alcohol"] == "alcohol"
 
     inputs = [c for c in holed.columns if c != "cultivar"]
     imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(holed, epochs=8)
-    completer = Completer(columns=["cultivar", "alcohol", "proline"], per_column=False, seed=0, fit_params={"epochs": 8}).fit(holed)
+    completer = Completer(columns=["cultivar", "alcohol", "proline", "cellar"], per_column=False, seed=0, fit_params={"epochs": 8}).fit(holed)
     base = tmp_path / "models"
     imputer_dir = export(imputer, str(base), "wine_cultivar", precision_threshold=0.9)
     completer_dir = export(completer, str(base), "wine_complete")
 
     def request(frame, columns):
-        return {keys[c]: (frame[c].to_numpy(np.float32, na_value=np.nan) if c != "cultivar" else frame[c].astype(object).fillna("").astype(str).to_numpy(object)) for c in columns}
+        return {
+            keys[c]: (frame[c].to_numpy(np.float32, na_value=np.nan) if c not in ("cultivar", "cellar") else frame[c].astype(object).fillna("").astype(str).to_numpy(object))
+            for c in columns
+        }
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -257,6 +265,7 @@ def test_savedmodel_export_takes_raw_named_columns_and_serves_what_the_imputer_p
     out = tf.saved_model.load(completer_dir).signatures["serving_default"](**{k: tf.constant(v) for k, v in request(holed, holed.columns).items()})
     assert [v.decode() for v in out["cultivar"].numpy()] == list(completed["cultivar"].astype(str))
     np.testing.assert_allclose(out["alcohol"].numpy(), completed["alcohol"], rtol=1e-5)
+    assert {v.decode() for v in out["cellar"].numpy()} == {"north"} and (completed["cellar"] == "north").all()
     observed = holed["alcohol"].notna().to_numpy()
     np.testing.assert_array_equal(out["alcohol"].numpy()[observed], holed["alcohol"].to_numpy(np.float32)[observed])
     # proline is a nullable integer column: the export gives the unrounded value, `transform` rounds it
