@@ -461,8 +461,11 @@ class Completer:
     `fit_params` go to each imputer's `fit` (e.g. ``epochs``), `params` to the imputers (e.g. ``seed``).
     """
 
-    def __init__(self, *, columns=None, per_column=True, column_kinds=None, verbose=0, fit_params=None, **params):
+    def __init__(self, *, columns=None, per_column=True, column_kinds=None, hpo=None, verbose=0, fit_params=None, **params):
         self.columns = None if columns is None else _column_list(columns, "columns")
+        if hpo is not None and not per_column:
+            raise ValueError("hpo searches each column's SimpleImputer: it needs per_column=True")
+        self.hpo = None if hpo is None else dict(hpo)
         self.per_column, self.column_kinds, self.params = bool(per_column), dict(column_kinds or {}), params
         self.fit_params = {"verbose": verbose, **dict(fit_params or {})}
         self.imputers = None
@@ -495,9 +498,15 @@ class Completer:
         if not targets:
             self.imputers = []
         elif self.per_column:
-            self.imputers = [
-                SimpleImputer([c for c in df.columns if c != name], name, column_kinds=kinds, **self.params).fit(df, **self.fit_params) for name in targets
-            ]
+            self.imputers = []
+            for name in targets:
+                imputer = SimpleImputer([c for c in df.columns if c != name], name, column_kinds=kinds, **self.params)
+                if self.hpo is not None:  # the budget is shared equally by the columns
+                    budget = float(self.hpo.get("time_budget_seconds", 600)) / len(targets)
+                    imputer.fit_hpo(df, **{**self.hpo, "time_budget_seconds": budget}, **self.fit_params)
+                else:
+                    imputer.fit(df, **self.fit_params)
+                self.imputers.append(imputer)
         else:
             self.imputers = [TableImputer(list(df.columns), targets, column_kinds=kinds, **self.params).fit(df, **self.fit_params)]
         return self

@@ -304,3 +304,17 @@ def test_hyper_parameter_search_keeps_the_best_trial_and_respects_its_budget():
     start = time.monotonic()
     few = SimpleImputer(inputs, "cultivar", seed=0).fit_hpo(train, space=space, max_trials=50, time_budget_seconds=3, epochs=100, patience=100)
     assert time.monotonic() - start < 60 and 1 <= len(few.hpo_results_) < 50
+
+
+def test_complete_with_hpo_searches_each_column_within_its_share_of_the_budget():
+    from keraszoo.tabular import Completer
+
+    truth, holed, hide = holed_wine(rate=0.2, seed=3)
+    space = {"hidden_units": [[8], [64]], "learning_rate": [4e-3]}
+    completer = Completer(columns=["cultivar", "alcohol"], hpo={"space": space, "max_trials": 2, "time_budget_seconds": 60}, seed=0, fit_params={"epochs": 15})
+    out = completer.fit(holed).transform(holed)
+    assert out[["cultivar", "alcohol"]].isna().sum().sum() == 0
+    for imputer in completer.imputers:
+        assert len(imputer.hpo_results_) == 2 and set(imputer.hpo_results_["hidden_units"].map(tuple)) == {(8,), (64,)}
+    with pytest.raises(ValueError, match="needs per_column=True"):
+        Completer(per_column=False, hpo={})
