@@ -168,7 +168,8 @@ def score(truth, imputed, scored):
     return rows
 
 
-def run(datasets, models, rates, seeds, data_dir=None, log=print):
+def run(datasets, models, rates, seeds, data_dir=None, log=print, checkpoint=None):
+    """Every (dataset, rate, seed, model) run's per-column records; `checkpoint(records)` after each run."""
     records = []
     for dataset in datasets:
         truth = load_table(dataset, data_dir)
@@ -193,6 +194,8 @@ def run(datasets, models, rates, seeds, data_dir=None, log=print):
                         f"{dataset} rate {rate} seed {seed} {name:20s} macro F1 {summary['macro_f1'].mean():.4f} accuracy {summary['accuracy'].mean():.4f} "
                         f"numeric RMSE {summary['rmse'].mean():.4f}  fit+impute {fit_seconds:.1f} s, impute 10k {impute_seconds:.2f} s"
                     )
+                    if checkpoint is not None:
+                        checkpoint(pd.DataFrame(records))
     return pd.DataFrame(records)
 
 
@@ -267,15 +270,21 @@ def main(argv=None):
         make_model(name, 0)
     rates = [float(r) for r in args.miss_rates.split(",")]
     start = time.perf_counter()
-    records = run(args.datasets.split(","), models, rates, args.seeds, args.data_dir, log=lambda s: print(s, file=sys.stderr, flush=True))
-    elapsed = time.perf_counter() - start
     command = "python -m training.tabular_benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(records, command, elapsed, models)
-    if args.output:
-        records.to_csv(os.path.splitext(args.output)[0] + ".csv", index=False)
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    print(text)
+
+    def write(records, partial=True):
+        # rewritten after every run, so that a long run stopped early keeps what it measured
+        text = markdown(records, command, time.perf_counter() - start, models)
+        if partial:
+            text = text.replace("Total wall time", "**Partial: the run was still going.** Wall time so far", 1)
+        if args.output:
+            records.to_csv(os.path.splitext(args.output)[0] + ".csv", index=False)
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return text
+
+    records = run(args.datasets.split(","), models, rates, args.seeds, args.data_dir, log=lambda s: print(s, file=sys.stderr, flush=True), checkpoint=write)
+    print(write(records, partial=False))
 
 
 if __name__ == "__main__":
