@@ -1,7 +1,7 @@
 """Mixed-type tables (issue #16): the tabular imputer against classical imputers on the same masks.
 
     python -m training.tabular_benchmark --datasets adult,wine --miss-rates 0.1,0.3 --seeds 3 \\
-        --output benchmarks/results/tabular_adult_wine.md
+        --output benchmarks/results/tabular_adult_wine.md   (committed: tabular_wine.md, tabular_adult.md)
 
 Protocol. For each data set, missing rate and seed: remove cells of the whole table completely at
 random (each cell with probability = the rate, seeded), on top of the cells the source already lacks

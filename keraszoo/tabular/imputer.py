@@ -7,7 +7,7 @@ that has missing values. What differs, and why:
 
 * One network may hold many output columns (`TableImputer`, `network.MixedTableNet`): ``complete(df,
   per_column=False)`` trains one model for the whole table. The default is Datawig's loop of one model
-  per column, which was the more accurate on adult and wine (benchmarks/results/tabular_adult_wine.md).
+  per column, which was the more accurate on adult and wine (benchmarks/results/tabular_adult.md, tabular_wine.md).
 * String columns are categorical (`StringLookup` + embedding) or free text (hashed n-grams) by their
   number of distinct values (`columns`), where Datawig hashes every string input.
 * `precision_threshold` is a precision on validation data, per class (`calibration`); cells left
@@ -246,7 +246,7 @@ class TableImputer:
         fn = self._predict_fn(hide_targets)
         parts = [[] for _ in self.output_columns]
         for start in range(0, n, PREDICT_CHUNK_ROWS):
-            chunk = {k: tf.constant(v[start : start + PREDICT_CHUNK_ROWS].astype(str) if v.dtype == object else v[start : start + PREDICT_CHUNK_ROWS]) for k, v in inputs.items()}
+            chunk = {k: tf.constant(v[start : start + PREDICT_CHUNK_ROWS].astype(str) if v.dtype == object else v[start : start + PREDICT_CHUNK_ROWS]) for k, v in inputs.items() if k in self.input_columns}
             for j, value in enumerate(fn(chunk)):
                 parts[j].append(value.numpy())
         return [np.concatenate(p) for p in parts]
@@ -254,7 +254,9 @@ class TableImputer:
     def _predict_fn(self, hide_targets):
         cache = self.__dict__.setdefault("_predict_fns", {})
         if hide_targets not in cache:
-            cache[hide_targets] = tf.function(lambda inputs: self.network.predict_outputs(inputs, hide_targets=hide_targets), reduce_retracing=True)
+            # one trace whatever the chunk's length: every column a [None] vector of its dtype
+            signature = {name: tf.TensorSpec([None], tf.float32 if self.specs[name].kind == "numeric" else tf.string) for name in self.input_columns}
+            cache[hide_targets] = tf.function(lambda inputs: self.network.predict_outputs(inputs, hide_targets=hide_targets), input_signature=[signature])
         return cache[hide_targets]
 
     def _calibrate(self, inputs, targets, calibrate):
@@ -454,7 +456,7 @@ class Completer:
     at fit; free-text columns are inputs only). Every other column of the frame is an input. By default
     one `SimpleImputer` per column, as Datawig; ``per_column=False`` trains one network for every column
     instead (`TableImputer` with each column both an input and an output, hidden when it is predicted):
-    about 3-4x faster, and less accurate on adult and wine (benchmarks/results/tabular_adult_wine.md).
+    about 3-4x faster, and less accurate on adult and wine (benchmarks/results/tabular_adult.md, tabular_wine.md).
     `transform` never changes an observed cell and keeps dtypes: categories stay categories, nullable
     integer columns get rounded imputations and stay integer, other columns keep their dtype. A column
     with a single observed value is completed with that value.
