@@ -163,7 +163,10 @@ class TableImputer:
     ):
         """Train on `train_df` (the rows where some output is observed), early-stopping on `test_df` or on a
         seeded `test_split` of the rows; then calibrate categorical outputs and compute their per-class
-        precision and recall on that validation data. Returns self. The frames are not modified."""
+        precision and recall on that validation data. Returns self. The frames are not modified.
+
+        For repeatable runs it sets Keras's global random seed (`keras.utils.set_random_seed`) to the
+        imputer's `seed` first."""
         check_frame(train_df, self.columns, "fit")
         if test_df is not None:
             check_frame(test_df, self.columns, "fit (test_df)")
