@@ -43,6 +43,8 @@ class ColumnSpec:
     mean: float = 0.0
     std: float = 1.0
     integer: bool = False
+    #: numeric: quantile edges of the observed values for the piecewise-linear encoding (empty: none).
+    edges: list = dataclasses.field(default_factory=list)
     #: categorical: observed values, most frequent first (ties by value), at most `max_categories`.
     vocabulary: list = dataclasses.field(default_factory=list)
     #: categorical: the type of the original values ("str", "bool", "int", "float") to turn labels back.
@@ -138,8 +140,10 @@ def check_frame(df, columns, where):
         raise ValueError(f"{where}: unknown column(s) {', '.join(map(repr, unknown))}; the frame has {', '.join(map(repr, df.columns))}")
 
 
-def fit_spec(series, kind=None, max_categories=1000):
-    """The `ColumnSpec` of a training column: its kind (inferred unless given) and statistics.
+def fit_spec(series, kind=None, max_categories=1000, numeric_bins=0):
+    """The `ColumnSpec` of a training column: its kind (inferred unless given) and statistics
+    (`numeric_bins` > 0: that many quantile bins of a numeric column's observed values, fewer where
+    quantiles coincide).
 
     ValueError naming the column when it has no observed value.
     """
@@ -162,6 +166,9 @@ def fit_spec(series, kind=None, max_categories=1000):
         std = float(values.std())
         spec.std = std if std > 0 else 1.0
         spec.integer = bool(np.all(values == np.round(values)))
+        if numeric_bins > 0:
+            edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, int(numeric_bins) + 1)))
+            spec.edges = [float(e) for e in edges] if len(edges) > 1 else []
     elif kind == "categorical":
         check_single_type(series)
         values = observed.to_numpy(dtype=object)

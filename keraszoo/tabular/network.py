@@ -75,7 +75,7 @@ class MixedTableNet(keras.Model):
 
     def _make_encoder(self, spec, i):
         if spec.kind == "numeric":
-            return NumericEncoder(spec.mean, spec.std, name=f"encoder_{i}")
+            return NumericEncoder(spec.mean, spec.std, spec.edges, name=f"encoder_{i}")
         if spec.kind == "categorical":
             return CategoricalEncoder(spec.vocabulary, self.embedding_dim, name=f"encoder_{i}")
         if self.text_encoder == "lstm":
@@ -106,7 +106,7 @@ class MixedTableNet(keras.Model):
     def _encoder_widths(self):
         for encoder in self.encoders:
             if isinstance(encoder, NumericEncoder):
-                yield 1
+                yield encoder.width
             elif isinstance(encoder, CategoricalEncoder):
                 yield encoder.embedding_dim
             elif isinstance(encoder, SequenceTextEncoder):

@@ -114,7 +114,7 @@ def test_complete_per_column_as_datawig_and_the_precision_threshold_leaves_count
 def test_save_and_load_give_identical_predictions(tmp_path):
     train, test = split(wine_frame())
     inputs = [c for c in train.columns if c != "cultivar"]
-    imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(train, epochs=5)
+    imputer = SimpleImputer(inputs, "cultivar", numeric_bins=4, seed=0).fit(train, epochs=5)
     imputer.save(tmp_path / "imputer")
     loaded = SimpleImputer.load(tmp_path / "imputer")
     a, b = imputer.predict(test, precision_threshold=0.9), loaded.predict(test, precision_threshold=0.9)
@@ -318,3 +318,21 @@ def test_complete_with_hpo_searches_each_column_within_its_share_of_the_budget()
         assert len(imputer.hpo_results_) == 2 and set(imputer.hpo_results_["hidden_units"].map(tuple)) == {(8,), (64,)}
     with pytest.raises(ValueError, match="needs per_column=True"):
         Completer(per_column=False, hpo={})
+
+
+def test_the_piecewise_linear_encoding_of_numeric_columns():
+    from keraszoo.tabular.layers import NumericEncoder
+
+    encoder = NumericEncoder(mean=2.0, std=2.0, edges=[0.0, 1.0, 3.0, 7.0])
+    features, observed = encoder(np.array([-1.0, 0.5, 2.0, 7.0, 9.0, np.nan], np.float32))
+    np.testing.assert_allclose(
+        features.numpy(),
+        [[-1.5, 0, 0, 0], [-0.75, 0.5, 0, 0], [0, 1, 0.5, 0], [2.5, 1, 1, 1], [3.5, 1, 1, 1], [0, 0, 0, 0]],
+        rtol=1e-6,
+    )
+    assert observed.numpy().tolist() == [1, 1, 1, 1, 1, 0]
+    frame = load_breast_cancer(as_frame=True).data.iloc[:, :8]
+    train, test = split(frame)
+    imputer = SimpleImputer(list(frame.columns[1:]), "mean radius", numeric_bins=8, seed=0).fit(train, epochs=5)
+    assert imputer.specs["mean texture"].edges and len(imputer.specs["mean texture"].edges) == 9
+    assert imputer.network.encoders[0].width == 9
