@@ -168,15 +168,20 @@ def score(truth, imputed, scored):
     return rows
 
 
-def run(datasets, models, rates, seeds, data_dir=None, log=print, checkpoint=None):
-    """Every (dataset, rate, seed, model) run's per-column records; `checkpoint(records)` after each run."""
-    records = []
+def run(datasets, models, rates, seeds, data_dir=None, log=print, checkpoint=None, done=None):
+    """Every (dataset, rate, seed, model) run's per-column records; `checkpoint(records)` after each run.
+
+    `done`: records of an earlier run (its CSV); the runs it holds are kept, not run again."""
+    records = [] if done is None else done.to_dict("records")
+    finished = {(r["dataset"], float(r["miss_rate"]), int(r["seed"]), r["model"]) for r in records}
     for dataset in datasets:
         truth = load_table(dataset, data_dir)
         for rate in rates:
             for seed in range(seeds):
                 holed, scored = remove_cells(truth, rate, seed)
                 for name in models:
+                    if (dataset, float(rate), seed, name) in finished:
+                        continue
                     start = time.perf_counter()
                     model = make_model(name, seed).fit(holed)
                     imputed = model.transform(holed)
@@ -264,6 +269,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--output", default=None, help="markdown file; the CSV goes beside it")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in the output's CSV and run only the others")
     args = parser.parse_args(argv)
     models = args.models.split(",")
     for name in models:
@@ -283,7 +289,13 @@ def main(argv=None):
                 f.write(text + "\n")
         return text
 
-    records = run(args.datasets.split(","), models, rates, args.seeds, args.data_dir, log=lambda s: print(s, file=sys.stderr, flush=True), checkpoint=write)
+    done = None
+    if args.resume:
+        if not args.output or not os.path.exists(os.path.splitext(args.output)[0] + ".csv"):
+            parser.error("--resume needs --output with its CSV from an earlier run")
+        done = pd.read_csv(os.path.splitext(args.output)[0] + ".csv")
+        command = command.replace(" --resume", "") + "  (resumed: the runs of an earlier, stopped run of this command were kept; wall time is this part's)"
+    records = run(args.datasets.split(","), models, rates, args.seeds, args.data_dir, log=lambda s: print(s, file=sys.stderr, flush=True), checkpoint=write, done=done)
     print(write(records, partial=False))
 
 

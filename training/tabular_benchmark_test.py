@@ -34,6 +34,12 @@ def test_the_benchmark_scores_every_model_on_the_same_cells_and_writes_its_table
     assert (cells["mean_mode"] == cells["knn"]).all()  # the same masks for every model
     categorical = records[records["column"] == "cultivar"].set_index(["model", "seed"])
     assert (categorical.loc["knn", "macro_f1"] > categorical.loc["mean_mode", "macro_f1"] + 0.3).all()
+    # resuming keeps the runs already made and makes only the missing ones
+    calls = []
+    first = records[records["seed"] == 0]
+    again = tabular_benchmark.run(["wine"], ["mean_mode", "knn"], [0.2], seeds=2, log=calls.append, done=first)
+    assert len(calls) == 2 and all("seed 1" in line for line in calls)
+    pd.testing.assert_frame_equal(again.drop(columns=["fit_impute_seconds", "impute_10k_seconds"]), records.drop(columns=["fit_impute_seconds", "impute_10k_seconds"]))
     text = tabular_benchmark.markdown(records, "cmd", 1.0, ["mean_mode", "knn"])
     assert "## wine, 20% MCAR" in text and "(n=2)" in text and "| cultivar (F1) |" in text
 
