@@ -8,6 +8,7 @@ the bytes are exactly ``json.dumps`` of the whole-array route: ``{"predictions":
 format, ``{"outputs": ...}`` for the columnar one, float32 values in their shortest form (17.91,
 not 17.90999984741211), ``NaN``/``Infinity`` as Python's json writes them.
 """
+import base64
 import json
 
 import numpy as np
@@ -18,10 +19,22 @@ BLOCK_VALUES = 4096
 CHUNK_CHARS = 64 * 1024
 
 
+def _json_string(value):
+    """A string output's bytes as a JSON string (UTF-8), or TF Serving's {"b64": ...} when not UTF-8."""
+    if isinstance(value, list):
+        return [_json_string(v) for v in value]
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(value).decode("ascii")}
+
+
 def json_list(array):
-    """`array` as nested Python lists (float32 through its shortest decimal form)."""
+    """`array` as nested Python lists (float32 through its shortest decimal form; strings as text)."""
     if array.dtype == np.float32:
         array = array.astype(str).astype(np.float64)
+    if array.dtype == object:
+        return _json_string(array.tolist())
     return array.tolist()
 
 
@@ -30,7 +43,7 @@ def _array_text(array):
     if array.ndim == 0 or array.size <= BLOCK_VALUES:
         yield json.dumps(json_list(array))
         return
-    row_values = array[0].size if len(array) else 0
+    row_values = np.size(array[0]) if len(array) else 0
     yield "["
     if row_values > BLOCK_VALUES:  # rows too large for one block: descend into each
         for i in range(len(array)):
@@ -49,7 +62,7 @@ def _array_text(array):
 def _row_dicts_text(outputs):
     """Row format with several outputs: [{key: row, ...}, ...], a block of rows at a time."""
     n = min(len(value) for value in outputs.values())
-    row_values = sum(value[0].size for value in outputs.values() if len(value)) if n else 0
+    row_values = sum(np.size(value[0]) for value in outputs.values() if len(value)) if n else 0
     step = max(1, BLOCK_VALUES // max(1, row_values))
     yield "["
     for start in range(0, n, step):

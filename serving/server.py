@@ -40,6 +40,8 @@ Differences from `tensorflow_model_server`: with `--model-base-path` every versi
 (TF Serving serves the latest unless the config's `model_version_policy` says otherwise;
 `serving.export` writes `all` into models.config for both).
 """
+import base64
+import binascii
 import functools
 import json
 import logging
@@ -299,8 +301,27 @@ _REST_PATH = re.compile(
 )
 
 
+def _json_bytes(value, key):
+    """A JSON string (UTF-8) or TF Serving's {"b64": ...} object as bytes; nested lists stay lists."""
+    if isinstance(value, list):
+        return [_json_bytes(v, key) for v in value]
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid(f'input {key!r} holds a "b64" value that is not base64') from None
+    raise invalid(f'input {key!r} must be a (nested) list of strings (or {{"b64": ...}} objects) for dtype string')
+
+
 def json_to_array(value, dtype, key):
-    """A JSON value as a numpy array of the signature's dtype; null (or NaN) means missing in float inputs."""
+    """A JSON value as a numpy array of the signature's dtype; null (or NaN) means missing in float inputs.
+
+    String inputs take JSON strings (UTF-8) or TF Serving's ``{"b64": "..."}`` objects for binary data.
+    """
+    if dtype.name == "string":
+        return np.asarray(_json_bytes(value, key), dtype=object)
     numpy_dtype = dtype.as_numpy_dtype
     try:
         array = np.asarray(value)

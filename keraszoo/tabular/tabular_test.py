@@ -283,6 +283,22 @@ def test_savedmodel_export_takes_raw_named_columns_and_serves_what_the_imputer_p
             bad["alcohol"] = bad["alcohol"].astype(object).astype(str)
             with pytest.raises(Exception, match="INVALID_ARGUMENT|dtype"):
                 client.predict("wine_complete", bad)
+        # REST, row format: strings and numbers (null = missing) in, strings and numbers out
+        import json
+        import urllib.request
+
+        instances = [
+            {keys[c]: (None if pd.isna(rows[c].iloc[i]) else (str(rows[c].iloc[i]) if c in ("cultivar", "cellar") else float(rows[c].iloc[i]))) for c in holed.columns}
+            for i in range(len(rows))
+        ]
+        for instance in instances:  # "" is a missing string
+            instance.update({k: "" for k in ("cultivar", "cellar") if instance[k] is None})
+        url = f"http://127.0.0.1:{server.rest_port}/v1/models/wine_complete:predict"
+        body = json.dumps({"instances": instances}).encode()
+        with urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=30) as reply:
+            predictions = json.loads(reply.read())["predictions"]
+        assert [p["cultivar"] for p in predictions] == list(completed["cultivar"].astype(str).iloc[:7])
+        np.testing.assert_allclose([p["alcohol"] for p in predictions], completed["alcohol"].iloc[:7], rtol=1e-5)
     finally:
         server.stop()
 
