@@ -331,3 +331,18 @@ def test_tfds_version_folders_are_ascii_digits_only(tmp_path, monkeypatch):
         (tmp_path / "mnist" / name / "dataset_info.json").write_text("{}")
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     assert datasets._tfds_prepared_mnist_dir() == tmp_path / "mnist" / "3.0.1"
+
+
+def test_rest_string_inputs_take_text_and_b64_and_refuse_anything_else():
+    """String signatures (the tabular export's) over REST: JSON strings and {"b64": ...} become bytes; numbers,
+    nulls, ragged lists and bad base64 are INVALID_ARGUMENT, never a 500."""
+    import tensorflow as tf
+
+    from serving.server import ServingError, json_to_array
+
+    array = json_to_array(["a", {"b64": "AAE="}, "ü"], tf.string, "k")
+    assert array.tolist() == [b"a", b"\x00\x01", "ü".encode()]
+    for bad in (["a", ["b"]], [1, "a"], ["a", None], [{"b64": "!!"}]):
+        with pytest.raises(ServingError) as error:
+            json_to_array(bad, tf.string, "k")
+        assert "INVALID_ARGUMENT" in str(error.value.code)

@@ -321,7 +321,13 @@ def json_to_array(value, dtype, key):
     String inputs take JSON strings (UTF-8) or TF Serving's ``{"b64": "..."}`` objects for binary data.
     """
     if dtype.name == "string":
-        return np.asarray(_json_bytes(value, key), dtype=object)
+        try:
+            array = np.asarray(_json_bytes(value, key), dtype=object)
+        except RecursionError:
+            raise invalid(f"input {key!r} is nested too deeply") from None
+        if not all(isinstance(v, bytes) for v in array.flat):  # ragged lists give an array of lists
+            raise invalid(f"input {key!r} must be a rectangular (nested) list of strings")
+        return array
     numpy_dtype = dtype.as_numpy_dtype
     try:
         array = np.asarray(value)
