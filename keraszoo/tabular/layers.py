@@ -1,4 +1,4 @@
-"""Column encoders: raw column values in, (features [batch, width], observed [batch]) out.
+"""Column encoders: raw column values in, (features [batch, width], observed [batch]) out; `width` says how wide.
 
 Every encoder gives zero features where its cell is missing and says so in `observed`, so that the
 network can hide a cell it is asked to predict (`network.MixedTableNet`) exactly as a missing one.
@@ -58,6 +58,10 @@ class CategoricalEncoder(keras.layers.Layer):
         self.lookup = keras.layers.StringLookup(vocabulary=self.vocabulary, num_oov_indices=1, mask_token=None, name="lookup")
         self.embedding = keras.layers.Embedding(len(self.vocabulary) + 1, self.embedding_dim, name="embedding")
 
+    @property
+    def width(self):
+        return self.embedding_dim
+
     def build(self, input_shape):
         self.embedding.build((None,))
         self.built = True
@@ -101,6 +105,10 @@ class HashedTextEncoder(keras.layers.Layer):
         self.num_buckets, self.embedding_dim = int(num_buckets), int(embedding_dim)
         self.ngram_range, self.tokens = tuple(int(n) for n in ngram_range), tokens
 
+    @property
+    def width(self):
+        return self.embedding_dim
+
     def build(self, input_shape):
         self.embeddings = self.add_weight(
             name="embeddings", shape=(self.num_buckets, self.embedding_dim), initializer=keras.initializers.RandomNormal(stddev=0.05)
@@ -142,6 +150,10 @@ class SequenceTextEncoder(keras.layers.Layer):
         )
         self.embedding = keras.layers.Embedding(len(self.vocabulary) + 2, self.embedding_dim, mask_zero=True)
         self.lstm = keras.layers.LSTM(self.units)
+
+    @property
+    def width(self):
+        return self.units
 
     def build(self, input_shape):
         self.embedding.build((None, self.max_length))

@@ -93,7 +93,7 @@ class MixedTableNet(keras.Model):
         if self.built:
             return
         self.temperatures = self.add_weight(name="temperatures", shape=(len(self.output_columns),), initializer="ones", trainable=False)
-        width = sum(e_width for e_width in self._encoder_widths()) + len(self.input_columns)
+        width = sum(encoder.width for encoder in self.encoders) + len(self.input_columns)  # features + observed flags
         for layer in self.trunk:
             layer.build((None, width))
             width = layer.units
@@ -102,17 +102,6 @@ class MixedTableNet(keras.Model):
         for encoder, name in zip(self.encoders, self.input_columns):
             encoder.build((None,))
         self.built = True
-
-    def _encoder_widths(self):
-        for encoder in self.encoders:
-            if isinstance(encoder, NumericEncoder):
-                yield encoder.width
-            elif isinstance(encoder, CategoricalEncoder):
-                yield encoder.embedding_dim
-            elif isinstance(encoder, SequenceTextEncoder):
-                yield encoder.units
-            else:
-                yield encoder.embedding_dim
 
     # --- forward ------------------------------------------------------------------------------------
     def encode(self, inputs):
