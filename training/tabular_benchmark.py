@@ -19,7 +19,9 @@ Models:
 * `tabular` (ours: `keraszoo.tabular.Completer` with `per_column=False`, one network for the table) and
   `tabular_per_column` (one `SimpleImputer` per column, Datawig's way and `complete`'s default), at
   their defaults; on request, `tabular_per_column_ple` (the same with `numeric_bins=8`, the
-  piecewise-linear encoding of numeric inputs);
+  piecewise-linear encoding of numeric inputs), `tabular_per_column_rounds3` (``rounds=3``: each
+  round refits the per-column imputers on the table the round before completed, MissForest's
+  iteration) and `tabular_per_column_ple_rounds3` (both);
 * `mean_mode`: column mean / most frequent value;
 * `knn`, `mice`, `missforest`: the zoo's classical imputers (their defaults) on a numeric matrix:
   numeric columns as they are, each categorical column as k - 1 dummy columns (one 0/1 column per
@@ -40,7 +42,11 @@ import pandas as pd
 
 MODELS = ("tabular", "tabular_per_column", "mean_mode", "knn", "mice", "missforest")
 #: also runnable, not in the default list: variants of ours with non-default parameters.
-VARIANTS = {"tabular_per_column_ple": {"per_column": True, "numeric_bins": 8}}
+VARIANTS = {
+    "tabular_per_column_ple": {"per_column": True, "numeric_bins": 8},
+    "tabular_per_column_rounds3": {"per_column": True, "rounds": 3},
+    "tabular_per_column_ple_rounds3": {"per_column": True, "numeric_bins": 8, "rounds": 3},
+}
 TIMED_ROWS = 10_000
 
 

@@ -13,7 +13,8 @@ a category is given as its text, e.g. "True" for a bool column). Outputs:
   calibrated probability) for categorical outputs; a categorical imputation below the export's
   `precision_threshold` (its per-class cut-offs are baked in) is "";
 * a `Completer`: ``serving_default`` -> ``<key>`` for every imputed column: the column with its missing
-  cells filled, observed cells passed through unchanged.
+  cells filled, observed cells passed through unchanged; a Completer fitted with ``rounds`` > 1 runs its
+  rounds in turn, as `transform` does.
 
 Categorical imputations are strings (the category's text). The key of every column is written to
 ``assets.extra/keraszoo_columns.json`` beside TF Serving's warm-up file, whose requests are rows of
@@ -24,6 +25,7 @@ import os
 import re
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from keraszoo.tabular.imputer import Completer, TableImputer
@@ -48,45 +50,84 @@ def signature_keys(columns):
 
 
 class _TableModule(tf.Module):
-    def __init__(self, imputers, specs, keys, cutoffs, complete, constants=None):
+    """`rounds`: lists of imputers run in turn (a `Completer`'s rounds; one list otherwise). Every round
+    but the last fills all missing cells (no cut-off) for the next one to read; numeric imputations of
+    the last round are averaged with the round before's, as `Completer.transform` does."""
+
+    def __init__(self, rounds, specs, keys, cutoffs, complete, constants=None):
         super().__init__()
         self.constants = dict(constants or {})
-        self.networks = [imputer.network for imputer in imputers]
-        self.outputs = [list(imputer.output_columns) for imputer in imputers]
+        # one flat list: the SavedModel did not restore the weights of networks held in nested lists
+        self.networks = [imputer.network for imputers in rounds for imputer in imputers]
+        self.round_sizes = [len(imputers) for imputers in rounds]
         self.specs, self.keys, self.complete = specs, keys, complete
+        # nullable integer columns: `transform` rounds their imputations, so a round's output is rounded
+        # before the next round reads it (the final output is not, see the module docstring)
+        self.integer_columns = {name for name, spec in specs.items() if spec.kind == "numeric" and pd.api.types.is_integer_dtype(spec.dtype)}
         self.classes = {
-            name: tf.constant(imputer.network.classes(name)) for imputer in imputers for name in imputer.output_columns if specs[name].kind == "categorical"
+            name: tf.constant(imputer.network.classes(name))
+            for imputers in rounds
+            for imputer in imputers
+            for name in imputer.output_columns
+            if specs[name].kind == "categorical"
         }
         self.cutoffs = {name: tf.constant(value, tf.float32) for name, value in cutoffs.items()}
 
-    def serve(self, inputs):
-        columns = {name: inputs[key] for name, key in self.keys.items() if key in inputs}
-        out = {}
-        for name, value in self.constants.items():  # a Completer's single-valued columns
-            given = columns[name]
-            if given.dtype == tf.string:
-                out[self.keys[name]] = tf.where(tf.equal(given, ""), tf.constant(str(value)), given)
-            else:
-                out[self.keys[name]] = tf.where(tf.math.is_finite(given), given, tf.constant(float(value), tf.float32))
-        for network, outputs in zip(self.networks, self.outputs):
+    def _fill_constant(self, given, value):
+        if given.dtype == tf.string:
+            return tf.where(tf.equal(given, ""), tf.constant(str(value)), given)
+        return tf.where(tf.math.is_finite(given), given, tf.constant(float(value), tf.float32))
+
+    def _predict(self, networks, columns, last):
+        """{output: (label or value for every row, top probability or None)} from one round's networks."""
+        predictions = {}
+        for network in networks:
             raw = network.predict_outputs({c: columns[c] for c in network.input_columns}, hide_targets=not self.complete)
-            for j, name in enumerate(outputs):
-                key, spec = self.keys[name], self.specs[name]
+            for j, name in enumerate(network.output_columns):
+                spec = network.specs[name]  # its own: a later round's inputs are fitted on the completed table
                 if spec.kind == "categorical":
                     probabilities = tf.nn.softmax(raw[j] / network.temperatures[j], axis=-1)
                     predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
                     top = tf.reduce_max(probabilities, axis=-1)
-                    label = tf.where(top >= tf.gather(self.cutoffs[name], predicted), tf.gather(self.classes[name], predicted), "")
-                    if self.complete:
-                        out[key] = tf.where(tf.equal(columns[name], ""), label, columns[name])
-                    else:
-                        out[f"{key}_imputed"], out[f"{key}_imputed_proba"] = label, top
+                    label = tf.gather(self.classes[name], predicted)
+                    if last:
+                        label = tf.where(top >= tf.gather(self.cutoffs[name], predicted), label, "")
+                    predictions[name] = (label, top)
                 else:
-                    value = raw[j][:, 0] * spec.std + spec.mean
-                    if self.complete:
-                        out[key] = tf.where(tf.math.is_finite(columns[name]), columns[name], value)
-                    else:
-                        out[f"{key}_imputed"] = value
+                    predictions[name] = (raw[j][:, 0] * spec.std + spec.mean, None)
+        return predictions
+
+    @staticmethod
+    def _filled(given, imputed):
+        if given.dtype == tf.string:
+            return tf.where(tf.equal(given, ""), imputed, given)
+        return tf.where(tf.math.is_finite(given), given, imputed)
+
+    def serve(self, inputs):
+        columns = {name: inputs[key] for name, key in self.keys.items() if key in inputs}
+        out = {self.keys[name]: self._fill_constant(columns[name], value) for name, value in self.constants.items()}
+        stage, previous, start = columns, {}, 0
+        for r, size in enumerate(self.round_sizes):
+            networks, start = self.networks[start : start + size], start + size
+            last = r == len(self.round_sizes) - 1
+            predictions = self._predict(networks, stage, last)
+            if not last:  # the next round reads the table completed by this one
+                stage = dict(columns)
+                for name, value in self.constants.items():
+                    stage[name] = self._fill_constant(columns[name], value)
+                for name, (value, _) in predictions.items():
+                    stage[name] = self._filled(columns[name], tf.round(value) if name in self.integer_columns else value)
+                previous = predictions
+        for name, (value, top) in predictions.items():
+            key = self.keys[name]
+            if name in previous and top is None:  # numeric: the mean of the last two rounds
+                value = (value + previous[name][0]) / 2
+            if self.complete:
+                out[key] = self._filled(columns[name], value)
+            else:
+                out[f"{key}_imputed"] = value
+                if top is not None:
+                    out[f"{key}_imputed_proba"] = top
         return out
 
 
@@ -98,26 +139,28 @@ def export(imputer, base_path, name, version=None, precision_threshold=0.0):
     if isinstance(imputer, Completer):
         if imputer.imputers is None:
             raise RuntimeError("Completer is not fitted: call fit first")
-        imputers, columns, complete, constants = imputer.imputers, imputer.frame_columns, True, imputer.constants
+        rounds, columns, complete, constants = imputer.imputer_rounds, imputer.frame_columns, True, imputer.constants
+        imputers = [member for members in rounds for member in members]
         if not imputers and not constants:
             raise ValueError("this Completer imputes no column (nothing was missing at fit): there is nothing to export")
     elif isinstance(imputer, TableImputer):
         imputer._check_fitted()
         imputers, columns, complete, constants = [imputer], imputer.input_columns, False, {}
+        rounds = [imputers]
     else:
         raise TypeError(f"export takes a fitted TableImputer, SimpleImputer or Completer, got {type(imputer).__name__}")
-    specs = {}
+    specs = {}  # for the columns' kinds and the warm-up rows (each network denormalises with its own specs)
     for member in imputers:
         specs.update(member.specs)
     if complete:
-        specs = {**{c: imputer.specs[c] for c in columns}, **specs}
+        specs.update({c: imputer.specs[c] for c in columns})
     cutoffs = {}
     for member in imputers:
         for output in member.output_columns:
             if specs[output].kind == "categorical":
                 cutoffs[output] = member._cutoffs(output, precision_threshold).astype(np.float32)
     keys = signature_keys(list(columns) + [c for c in specs if c not in columns])  # inputs, then outputs that are not inputs
-    module = _TableModule(imputers, specs, keys, cutoffs, complete, constants)
+    module = _TableModule(rounds, specs, keys, cutoffs, complete, constants)
     input_specs = {keys[c]: tf.TensorSpec([None], tf.float32 if specs[c].kind == "numeric" else tf.string, name=keys[c]) for c in columns}
     serve = tf.function(module.serve, input_signature=[input_specs])
     signatures = {"serving_default": serve}

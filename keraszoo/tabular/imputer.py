@@ -467,20 +467,32 @@ class Completer:
     one `SimpleImputer` per column, as Datawig; ``per_column=False`` trains one network for every column
     instead (`TableImputer` with each column both an input and an output, hidden when it is predicted):
     about 3-4x faster, and less accurate on adult and wine (benchmarks/results/tabular_adult.md, tabular_wine.md).
+    `rounds` > 1 refines the imputations as MissForest does: round 1 reads the table as it is (a missing
+    input is seen as missing); each further round refits every column's imputer on the table completed
+    by the round before (the imputer's own column keeps only its observed cells), and `transform` chains
+    the rounds the same way. A numeric imputation is then the mean of the last two rounds' (the
+    iteration oscillates about its fixed point; the mean damps it); a categorical one is the last
+    round's, with its calibration and cut-offs. Each round costs one more fit.
     `transform` never changes an observed cell and keeps dtypes: categories stay categories, nullable
     integer columns get rounded imputations and stay integer, other columns keep their dtype. A column
     with a single observed value is completed with that value.
     `fit_params` go to each imputer's `fit` (e.g. ``epochs``), `params` to the imputers (e.g. ``seed``).
     """
 
-    def __init__(self, *, columns=None, per_column=True, column_kinds=None, hpo=None, verbose=0, fit_params=None, **params):
+    def __init__(self, *, columns=None, per_column=True, column_kinds=None, hpo=None, rounds=1, verbose=0, fit_params=None, **params):
         self.columns = None if columns is None else _column_list(columns, "columns")
         if hpo is not None and not per_column:
             raise ValueError("hpo searches each column's SimpleImputer: it needs per_column=True")
+        if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+            raise ValueError(f"rounds must be a whole number >= 1, got {rounds!r}")
+        if rounds > 1 and not per_column:
+            raise ValueError("rounds > 1 refits each column's SimpleImputer on the completed table: it needs per_column=True")
         self.hpo = None if hpo is None else dict(hpo)
+        self.rounds = int(rounds)
         self.per_column, self.column_kinds, self.params = bool(per_column), dict(column_kinds or {}), params
         self.fit_params = {"verbose": verbose, **dict(fit_params or {})}
         self.imputers = None
+        self.imputer_rounds = None
 
     def fit(self, df):
         check_frame(df, list(self.columns or []), "complete")
@@ -507,21 +519,73 @@ class Completer:
                 self.constants[name] = spec.mean
         targets = [name for name in targets if name not in self.constants]
         kinds = {c: self.kinds[c] for c in df.columns}
-        if not targets:
-            self.imputers = []
-        elif self.per_column:
-            self.imputers = []
-            for name in targets:
-                imputer = SimpleImputer([c for c in df.columns if c != name], name, column_kinds=kinds, **self.params)
-                if self.hpo is not None:  # the budget is shared equally by the columns
-                    budget = float(self.hpo.get("time_budget_seconds", 600)) / len(targets)
-                    imputer.fit_hpo(df, **{**self.hpo, "time_budget_seconds": budget}, **self.fit_params)
-                else:
-                    imputer.fit(df, **self.fit_params)
-                self.imputers.append(imputer)
-        else:
-            self.imputers = [TableImputer(list(df.columns), targets, column_kinds=kinds, **self.params).fit(df, **self.fit_params)]
+        missing = {name: missing_cells(df[name]) for name in self.targets}
+        self.imputer_rounds = []
+        for r in range(self.rounds if targets else 1):
+            frame = df
+            if r:  # round r + 1 learns from the table as the rounds before completed it
+                values, _ = self._run_rounds(df, missing, self.imputer_rounds, 0.0)
+                frame = self._staged(df, missing, values)
+            self.imputer_rounds.append(self._fit_round(df, frame, targets, kinds))
+        self.imputers = self.imputer_rounds[-1]
         return self
+
+    def _fit_round(self, df, frame, targets, kinds):
+        """The imputers of one round, trained on `frame` (`df`, or `df` completed by the rounds before, where
+        each imputer's own column keeps `df`'s missing cells: it learns only from observed values)."""
+        if not targets:
+            return []
+        if not self.per_column:
+            return [TableImputer(list(df.columns), targets, column_kinds=kinds, **self.params).fit(df, **self.fit_params)]
+        imputers = []
+        for name in targets:
+            imputer = SimpleImputer([c for c in df.columns if c != name], name, column_kinds=kinds, **self.params)
+            train = frame
+            if frame is not df:
+                train = frame.copy()
+                train[name] = df[name]
+            if self.hpo is not None:  # the budget is shared equally by the columns and rounds
+                budget = float(self.hpo.get("time_budget_seconds", 600)) / (len(targets) * self.rounds)
+                imputer.fit_hpo(train, **{**self.hpo, "time_budget_seconds": budget}, **self.fit_params)
+            else:
+                imputer.fit(train, **self.fit_params)
+            imputers.append(imputer)
+        return imputers
+
+    def _predict_round(self, imputers, frame, missing, precision_threshold):
+        """{column: imputations of its missing cells} from one round's imputers reading `frame`."""
+        values = {}
+        for imputer in imputers:
+            rows = np.zeros(len(frame), bool)
+            for name in imputer.output_columns:
+                rows |= missing[name]
+            if not rows.any():
+                values.update({name: np.empty(0, object) for name in imputer.output_columns})
+                continue
+            predicted = imputer.predict_values(frame.loc[rows], precision_threshold, hide_targets=False)  # missing cells are hidden already
+            for name in imputer.output_columns:
+                values[name] = predicted[name][0][missing[name][rows]]
+        return values
+
+    def _staged(self, df, missing, values):
+        """`df` with its missing cells filled by the constants and `values` (the input of the next round)."""
+        stage = df.copy()
+        for name, value in self.constants.items():
+            _fill(stage, name, missing[name], np.full(int(missing[name].sum()), value, dtype=object), df[name].dtype)
+        for name, imputed in values.items():
+            if missing[name].any():
+                _fill(stage, name, missing[name], imputed, df[name].dtype)
+        return stage
+
+    def _run_rounds(self, df, missing, rounds, precision_threshold):
+        """Imputations of the missing cells by the last of `rounds` (the threshold applies to it alone: an
+        intermediate round fills every cell) and by the round before it ({} for a single round)."""
+        values, previous, stage = {}, {}, df
+        for r, imputers in enumerate(rounds):
+            if r:
+                previous, stage = values, self._staged(df, missing, values)
+            values = self._predict_round(imputers, stage, missing, precision_threshold if r == len(rounds) - 1 else 0.0)
+        return values, previous
 
     def transform(self, df, precision_threshold=0.0, inplace=False):
         if self.imputers is None:
@@ -529,19 +593,17 @@ class Completer:
         check_frame(df, self.frame_columns, "complete")
         out = df if inplace else df.copy()
         missing = {name: missing_cells(df[name]) for name in self.targets}
+        values, previous = self._run_rounds(df, missing, self.imputer_rounds, precision_threshold)
         left = {}
         for name, value in self.constants.items():
             left[name] = _fill(out, name, missing[name], np.full(int(missing[name].sum()), value, dtype=object), df[name].dtype)
-        for imputer in self.imputers:
-            rows = np.zeros(len(df), bool)
-            for name in imputer.output_columns:
-                rows |= missing[name]
-            if not rows.any():
-                left.update({name: 0 for name in imputer.output_columns})
+        for name, imputed in values.items():
+            if not missing[name].any():
+                left[name] = 0
                 continue
-            values = imputer.predict_values(df.loc[rows], precision_threshold, hide_targets=False)  # missing cells are hidden already
-            for name in imputer.output_columns:
-                left[name] = _fill(out, name, missing[name], values[name][0][missing[name][rows]], df[name].dtype)
+            if name in previous and self.kinds[name] == "numeric":  # the mean of the last two rounds
+                imputed = (imputed.astype(np.float64) + previous[name].astype(np.float64)) / 2
+            left[name] = _fill(out, name, missing[name], imputed, df[name].dtype)
         _report_left_missing(out, left, precision_threshold)
         return out
 

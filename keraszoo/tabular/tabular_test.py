@@ -352,3 +352,60 @@ def test_the_piecewise_linear_encoding_of_numeric_columns():
     imputer = SimpleImputer(list(frame.columns[1:]), "mean radius", numeric_bins=8, seed=0).fit(train, epochs=5)
     assert imputer.specs["mean texture"].edges and len(imputer.specs["mean texture"].edges) == 9
     assert imputer.network.encoders[0].width == 9
+
+
+def test_rounds_chain_imputers_on_the_completed_table_in_process_and_in_the_savedmodel(tmp_path):
+    """rounds=2: round 2's imputers are trained on the table round 1 completed; a numeric imputation is
+    the mean of both rounds', a categorical one round 2's; the export chains the rounds the same way."""
+    import tensorflow as tf
+
+    from keraszoo.tabular import Completer
+    from keraszoo.tabular.export import export
+
+    truth, holed, hide = holed_wine(rate=0.2, seed=4)
+    columns = ["cultivar", "alcohol", "proline"]
+    completer = Completer(columns=columns, rounds=2, seed=0, fit_params={"epochs": 10}).fit(holed)
+    first, second = completer.imputer_rounds
+    assert len(first) == len(second) == 3 and completer.imputers is second
+    out = completer.transform(holed)
+    for j, name in enumerate(holed.columns):
+        kept = ~hide[:, j]
+        assert (out[name][kept] == truth[name][kept]).all(), name
+    assert out[columns].isna().sum().sum() == 0 and out.dtypes.to_dict() == holed.dtypes.to_dict()
+
+    # the chain, rebuilt from the imputers: round 1 reads the holed table, round 2 the table round 1 filled
+    missing = {name: holed[name].isna().to_numpy() for name in columns}
+    stage = holed.copy()
+    round_one = {}
+    for imputer in first:
+        name = imputer.output_column
+        round_one[name] = imputer.predict_values(holed.loc[missing[name]], hide_targets=False)[name][0]
+        if name == "cultivar":
+            stage.loc[missing[name], name] = round_one[name]
+        else:
+            values = np.array(stage[name].to_numpy(float, na_value=np.nan))
+            values[missing[name]] = round_one[name].astype(float)
+            stage[name] = pd.array(np.round(values), dtype="Int64") if name == "proline" else values
+    # round 2 learned from stage's inputs: its training frame is the same table with its own column holed
+    assert second[1].specs["proline"].mean == pytest.approx(float(stage["proline"].astype(float).mean()))
+    for imputer in second:
+        name = imputer.output_column
+        round_two = imputer.predict_values(stage.loc[missing[name]], hide_targets=False)[name][0]
+        if name == "cultivar":
+            assert list(out["cultivar"][missing[name]].astype(str)) == list(round_two)
+        else:
+            expected = (round_one[name].astype(float) + round_two.astype(float)) / 2
+            got = out[name][missing[name]].astype(float).to_numpy()
+            np.testing.assert_allclose(got, np.round(expected) if name == "proline" else expected, rtol=1e-6)
+
+    served = tf.saved_model.load(export(completer, str(tmp_path), "wine_rounds")).signatures["serving_default"]
+    request = {c: tf.constant(holed[c].to_numpy(np.float32, na_value=np.nan) if c != "cultivar" else holed[c].astype(object).fillna("").astype(str).to_numpy(object)) for c in holed.columns}
+    result = served(**{k.replace("/", "_"): v for k, v in request.items()})
+    assert [v.decode() for v in result["cultivar"].numpy()] == list(out["cultivar"].astype(str))
+    np.testing.assert_allclose(result["alcohol"].numpy(), out["alcohol"], rtol=1e-5)
+    np.testing.assert_allclose(result["proline"].numpy(), out["proline"].astype(float), atol=0.5)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="rounds must be a whole number"):
+            Completer(rounds=bad)
+    with pytest.raises(ValueError, match="rounds > 1 .* needs per_column=True"):
+        Completer(per_column=False, rounds=2)
