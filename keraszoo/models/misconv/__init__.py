@@ -1,0 +1,2 @@
+"""MisConv (misconv-supplement.md): CNNs on incomplete images through an expected-ReLU first convolution."""
+from keraszoo.models.misconv.layers import MisConv, expected_relu  # noqa: F401
