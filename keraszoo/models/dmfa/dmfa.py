@@ -184,21 +184,25 @@ class DMFA(DeepImputer):
         squared = tf.reduce_sum(flat_target * tf.square(mixture_mean - flat_x))
         return -tf.reduce_sum(log_density), squared, tf.reduce_sum(flat_target)
 
+    def training_loss(self, x, mask, step, training=True):
+        """{loss, nll, nll_per_pixel, mse} of one training batch at optimizer step `step`: a fresh hole per
+        image, the NLL per image (global batch) plus, during the warm-up, the hole's MSE per pixel."""
+        hole = self.random_holes(tf.shape(x))
+        images = tf.cast(global_sum(tf.shape(x)[0]), tf.float32)
+        nll_sum, squared_sum, pixels = self.losses_on(x, mask, hole, training=training)
+        pixels_total = tf.maximum(global_sum(pixels), 1.0)
+        nll, mse = nll_sum / images, squared_sum / pixels_total
+        warming = tf.cast(step < self.mse_warmup_steps, tf.float32)
+        return {"loss": nll + warming * mse, "nll": nll, "nll_per_pixel": nll_sum / pixels_total, "mse": mse}
+
     def train_step(self, data):
         x, mask = data
         x = tf.where(mask > 0, x, tf.zeros_like(x))
-        hole = self.random_holes(tf.shape(x))
-        images = tf.cast(global_sum(tf.shape(x)[0]), tf.float32)
         weights = self.density_network.trainable_variables
         with tf.GradientTape() as tape:
-            nll_sum, squared_sum, pixels = self.losses_on(x, mask, hole, training=True)
-            pixels_total = tf.maximum(global_sum(pixels), 1.0)
-            nll = nll_sum / images
-            mse = squared_sum / pixels_total
-            warming = tf.cast(self.dmfa_optimizer.iterations < self.mse_warmup_steps, tf.float32)
-            loss = nll + warming * mse
-        self.dmfa_optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
-        return self.record(self.trackers, {"loss": loss, "nll": nll, "nll_per_pixel": nll_sum / pixels_total, "mse": mse})
+            values = self.training_loss(x, mask, self.dmfa_optimizer.iterations)
+        self.dmfa_optimizer.apply_gradients(zip(tape.gradient(values["loss"], weights), weights))
+        return self.record(self.trackers, values)
 
     @property
     def metrics(self):

@@ -32,12 +32,16 @@ def expected_relu(mean, variance):
     """E[max(0, z)] for z ~ N(mean, variance), elementwise; exactly max(0, mean) where variance is 0.
 
     The square root and the division are taken on a safe variance (1 where it is 0) so that neither the
-    value nor the gradient is NaN where the closed form is replaced by the ReLU."""
+    value nor the gradient is NaN where the closed form is replaced by the ReLU. The formula runs in
+    float64: graph rewrites of the float32 expression (which differ between traces with and without a
+    static batch size) moved results by 1 ulp, so a saved and reloaded classifier disagreed with itself."""
+    dtype = mean.dtype
+    mean, variance = tf.cast(mean, tf.float64), tf.cast(variance, tf.float64)
     random = variance > 0.0
     sigma = tf.sqrt(tf.where(random, variance, tf.ones_like(variance)))
     z = mean / sigma
     closed_form = mean * 0.5 * (1.0 + tf.math.erf(z * _SQRT_HALF)) + sigma * _INV_SQRT_2PI * tf.exp(-0.5 * tf.square(z))
-    return tf.where(random, closed_form, tf.nn.relu(mean))
+    return tf.cast(tf.where(random, closed_form, tf.nn.relu(mean)), dtype)
 
 
 @keras.saving.register_keras_serializable(package="keraszoo")

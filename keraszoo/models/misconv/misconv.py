@@ -1,0 +1,150 @@
+"""The MisConv classifier (misconv-supplement.md section 1.2): a CNN whose first convolution is `MisConv`,
+reading the density of the missing pixels that a frozen DMFA predicts.
+
+Architecture, MNIST and SVHN (section 1.2): [conv32, down, [conv64] x 2, lin20, lin10], conv_n a
+convolution-ReLU-BatchNorm sequence, down a stride-2 convolution (we give it the same ReLU and
+BatchNorm), lin a dense layer (ReLU inside). The first conv32 is MisConv: its output is the expected
+ReLU over the DMFA mixture (then BatchNorm). Kernels 3x3 with "same" padding (the authors' first layer,
+reference-implementations.md A1.3; the supplement gives no size).
+
+Training. The supplement trains DMFA first and then the classifier with DMFA frozen. Here one `fit`
+does both, in order: the first `dmfa_steps` steps train only the DMFA (its own loss, `DMFA.training_loss`,
+on the incomplete training images), the rest train only the classifier on the frozen DMFA's outputs
+(no gradient reaches the DMFA). Defaults: the classifier's batch 24 and learning rate 1e-3 (section 1.2);
+the DMFA's learning rate is its own default (4e-5), `dmfa_steps` 25,000 (its 20 MNIST epochs at 48),
+and `default_iterations` adds the classifier's 10 MNIST epochs at 24 (25,000 steps).
+"""
+import keras
+import tensorflow as tf
+
+from keraszoo.models.base import DeepClassifier, global_sum, positive_int
+from keraszoo.models.dmfa import DMFA
+from keraszoo.models.misconv.layers import MisConv
+from keraszoo.registry import register_model
+
+
+@register_model("misconv")
+class MisConvClassifier(DeepClassifier):
+    """Classifies incomplete images [H, W, C] through MisConv over a DMFA density (module docstring).
+
+    first_filters (32), filters (64: the two convolutions after the down step), latent (20): the widths
+    of section 1.2; dmfa: the DMFA's constructor parameters (a dict); dmfa_steps: the steps that train
+    the DMFA before the classifier trains.
+    """
+
+    example_kinds = ("image",)
+    optimizer_networks = {"dmfa_optimizer": "dmfa", "classifier_optimizer": ("first", "body")}
+    default_learning_rates = {"dmfa_optimizer": 4e-5, "classifier_optimizer": 1e-3}
+    default_batch_size = 24
+    default_iterations = 50_000
+    default_steps_per_execution = 10
+
+    def __init__(self, first_filters=32, filters=64, latent=20, dmfa=None, dmfa_steps=25_000, n_classes=None, seed=0, **kwargs):
+        super().__init__(n_classes=n_classes, seed=seed, **kwargs)
+        self.first_filters = positive_int(first_filters, "first_filters")
+        self.filters = positive_int(filters, "filters")
+        self.latent = positive_int(latent, "latent")
+        if isinstance(dmfa_steps, bool) or not isinstance(dmfa_steps, int) or dmfa_steps < 0:
+            raise ValueError(f"dmfa_steps must be a non-negative integer, got {dmfa_steps!r}")
+        self.dmfa_steps = int(dmfa_steps)
+        self.dmfa_params = dict(dmfa or {})
+        self.dmfa = DMFA(**{"seed": seed, **self.dmfa_params})
+        self.steps_done = self.add_weight(name="steps_done", shape=(), dtype="int64", initializer="zeros", trainable=False)
+        self.dmfa_trackers = {name: keras.metrics.Mean(name=name) for name in ("dmfa_loss", "dmfa_nll_per_pixel")}
+        self.trackers = {"loss": keras.metrics.Mean(name="loss"), "accuracy": keras.metrics.Mean(name="accuracy")}
+
+    def build_networks(self, example_shape):
+        height, width, channels = example_shape
+        self.dmfa.build((None, height, width, channels))
+        k, l = self.dmfa.n_components, self.dmfa.n_factors
+        init = lambda i: keras.initializers.HeNormal(self.seed * 100 + i)  # noqa: E731
+        # MisConv and its BatchNorm: the first conv32 of section 1.2, on the image and the DMFA's mixture
+        inputs = [
+            keras.Input((height, width, channels), name="x"),
+            keras.Input((height, width, channels), name="observed"),
+            keras.Input((k, height, width, channels), name="means"),
+            keras.Input((k, l, height, width, channels), name="factors"),
+            keras.Input((k, height, width, channels), name="diagonals"),
+            keras.Input((k,), name="weights"),
+        ]
+        expected = MisConv(self.first_filters, 3, seed=self.seed * 100, name="misconv")(*inputs)
+        self.first = keras.Model(inputs, keras.layers.BatchNormalization()(expected), name="first")
+
+        def conv(n, strides, i):
+            return [keras.layers.Conv2D(n, 3, strides=strides, padding="same", activation="relu", kernel_initializer=init(i)), keras.layers.BatchNormalization()]
+
+        self.body = keras.Sequential(
+            [keras.Input((height, width, self.first_filters))]
+            + conv(self.first_filters, 2, 1)  # down
+            + conv(self.filters, 1, 2)
+            + conv(self.filters, 1, 3)
+            + [keras.layers.Flatten(), keras.layers.Dense(self.latent, activation="relu", kernel_initializer=init(4)), keras.layers.Dense(self.n_classes, kernel_initializer=keras.initializers.GlorotUniform(self.seed * 100 + 5))],
+            name="body",
+        )
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values()) + list(self.dmfa_trackers.values())
+
+    def logits(self, x, mask, training=False):
+        height, width, channels = self.example_shape
+        means, factors, diagonals, log_weights = self.dmfa.mixture(x, mask)
+        k, l = self.dmfa.n_components, self.dmfa.n_factors
+        means = tf.stop_gradient(tf.reshape(means, [-1, k, height, width, channels]))  # the DMFA is frozen here
+        factors = tf.stop_gradient(tf.reshape(factors, [-1, k, l, height, width, channels]))
+        diagonals = tf.stop_gradient(tf.reshape(diagonals, [-1, k, height, width, channels]))
+        weights = tf.stop_gradient(tf.exp(log_weights))
+        features = self.first([x, mask, means, factors, diagonals, weights], training=training)
+        return self.body(features, training=training)
+
+    def predict_proba_batch(self, x, mask):
+        return tf.nn.softmax(self.logits(x, mask))
+
+    def values_per_row(self, draws=1):
+        height, width, channels = self.example_shape
+        return self.dmfa.values_per_row(draws) + height * width * (self.first_filters * (self.dmfa.n_factors + 3) + self.filters) * draws
+
+    def train_step(self, data):
+        x, mask, y = data
+        x = tf.where(mask > 0, x, tf.zeros_like(x))
+
+        def dmfa_phase():
+            weights = self.dmfa.trainable_variables
+            with tf.GradientTape() as tape:
+                values = self.dmfa.training_loss(x, mask, self.dmfa_optimizer.iterations)
+            self.dmfa_optimizer.apply_gradients(zip(tape.gradient(values["loss"], weights), weights))
+            self.record(self.dmfa_trackers, {"dmfa_loss": values["loss"], "dmfa_nll_per_pixel": values["nll_per_pixel"]})
+            return tf.constant(0, tf.int32)
+
+        def classifier_phase():
+            rows = tf.cast(global_sum(tf.shape(y)[0]), tf.float32)
+            weights = self.first.trainable_variables + self.body.trainable_variables
+            with tf.GradientTape() as tape:
+                logits = self.logits(x, mask, training=True)
+                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)) / rows
+            self.classifier_optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+            accuracy = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y), tf.float32)) / rows
+            self.record(self.trackers, {"loss": loss, "accuracy": accuracy})
+            return tf.constant(1, tf.int32)
+
+        tf.cond(self.steps_done < self.dmfa_steps, dmfa_phase, classifier_phase)
+        self.steps_done.assign_add(1)
+        return {name: tracker.result() for name, tracker in {**self.trackers, **self.dmfa_trackers}.items()}
+
+    @classmethod
+    def contract_example(cls):
+        from sklearn.datasets import load_digits
+
+        from keraszoo.testing import image_example
+
+        x, mask = image_example()
+        y = load_digits().target[: len(x)]
+        params = {"first_filters": 4, "filters": 6, "latent": 8, "dmfa": {"n_factors": 2, "filters": [4, 4, 4, 4]}, "dmfa_steps": 10, "seed": 1}
+        return {"x": x, "mask": mask, "y": y, "params": params, "fit": {"iterations": 20, "batch_size": 16}}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"first_filters": self.first_filters, "filters": self.filters, "latent": self.latent, "dmfa": self.dmfa_params, "dmfa_steps": self.dmfa_steps}
+        )
+        return config

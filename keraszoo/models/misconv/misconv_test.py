@@ -1,0 +1,29 @@
+"""The MisConv classifier learns incomplete digits, with its DMFA trained first and then frozen."""
+import numpy as np
+from sklearn.datasets import load_digits
+
+from keraszoo.data.missingness import square_mask
+from keraszoo.models.misconv import MisConvClassifier
+from keraszoo.testing import check_every_weight_trains
+
+
+def test_the_misconv_classifier_learns_incomplete_digits_and_freezes_its_dmfa_after_its_steps():
+    data = load_digits()
+    images = data.images[..., None].astype(np.float32) / 16.0
+    mask = square_mask(images, seed=0).astype(np.float32)  # a quarter of every image missing
+    train, test = slice(0, 1400), slice(1400, None)
+    model = MisConvClassifier(first_filters=16, filters=16, latent=20, dmfa={"n_factors": 4, "filters": [16, 16, 16, 16], "mse_warmup_steps": 300}, dmfa_steps=1500, seed=0)
+    history = model.fit_arrays(images[train], mask[train], data.target[train], iterations=1500, batch_size=24, learning_rate={"dmfa_optimizer": 1e-3, "classifier_optimizer": 1e-3})
+    assert int(model.steps_done.numpy()) == 1500 and history.history["loss"][-1] == 0.0  # the classifier has not moved yet
+    dmfa_weights = [w.numpy().copy() for w in model.dmfa.weights]
+    model.fit_arrays(images[train], mask[train], data.target[train], iterations=1500, batch_size=24)
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(dmfa_weights, model.dmfa.weights))  # frozen
+    accuracy = np.mean(np.argmax(model.predict_proba(images[test], mask[test]), axis=1) == data.target[test])
+    assert accuracy > 0.85, accuracy
+
+
+def test_every_misconv_classifier_weight_trains_in_its_phase():
+    """Two DMFA steps, then three classifier steps: every weight (the DMFA's, MisConv's, the rest) moves."""
+    model = MisConvClassifier(first_filters=4, filters=4, latent=6, dmfa={"n_factors": 2, "filters": [4, 4, 4, 4]}, dmfa_steps=2, n_classes=3, seed=0)
+    check_every_weight_trains(model, (8, 8, 1), None, steps=5, labels=3)
+    assert int(model.steps_done.numpy()) == 5
