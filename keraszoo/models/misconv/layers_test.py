@@ -93,3 +93,26 @@ def test_every_misconv_weight_trains_and_the_layer_round_trips_its_config():
     assert clone.filters == 3 and clone.kernel_size == (3, 3) and clone.padding == "SAME"
     with pytest.raises(ValueError, match="padding"):
         MisConv(padding="causal")
+
+
+def test_partial_convolution_rescales_each_window_by_its_observed_share_and_is_zero_on_empty_windows():
+    from keraszoo.models.misconv import PartialConv2D
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 5, 5, 2)).astype(np.float32)
+    observed = (rng.random(x.shape) > 0.4).astype(np.float32)
+    observed[1, :3, :3, :] = 0.0  # the window at (1, 1) of image 1 has nothing observed
+    layer = PartialConv2D(filters=3, kernel_size=3, padding="valid", seed=0)
+    got = layer(np.where(observed > 0, x, np.nan), observed).numpy()  # missing values are never read
+    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+    expected = np.zeros_like(got)
+    for b in range(2):
+        for i in range(3):
+            for j in range(3):
+                window_mask = observed[b, i : i + 3, j : j + 3]
+                if window_mask.sum() == 0:
+                    continue
+                value = np.einsum("hwc,hwcf->f", (x * observed)[b, i : i + 3, j : j + 3], kernel)
+                expected[b, i, j] = value * window_mask.size / window_mask.sum() + bias
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert np.all(got[1, 0, 0] == 0)

@@ -23,13 +23,45 @@ from keraszoo.models.misconv.layers import MisConv
 from keraszoo.registry import register_model
 
 
+def section_body(example_shape, first_filters, filters, latent, n_classes, seed):
+    """Everything after the first conv_n of section 1.2: down, [conv_filters] x 2, lin_latent, lin_classes."""
+    height, width, _ = example_shape
+    init = lambda i: keras.initializers.HeNormal(seed * 100 + i)  # noqa: E731
+
+    def conv(n, strides, i):
+        return [keras.layers.Conv2D(n, 3, strides=strides, padding="same", activation="relu", kernel_initializer=init(i)), keras.layers.BatchNormalization()]
+
+    return keras.Sequential(
+        [keras.Input((height, width, first_filters))]
+        + conv(first_filters, 2, 1)  # down
+        + conv(filters, 1, 2)
+        + conv(filters, 1, 3)
+        + [
+            keras.layers.Flatten(),
+            keras.layers.Dense(latent, activation="relu", kernel_initializer=init(4)),
+            keras.layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed * 100 + 5)),
+        ],
+        name="body",
+    )
+
+
+@keras.saving.register_keras_serializable(package="keraszoo")
+class CompleteWithMixtureMean(keras.layers.Layer):
+    """The image with each missing pixel replaced by the mixture's mean, sum_i p_i m_i."""
+
+    def call(self, x, observed, means, weights):
+        return tf.where(observed > 0, x, tf.einsum("bk,bkhwc->bhwc", weights, means))
+
+
 @register_model("misconv")
 class MisConvClassifier(DeepClassifier):
     """Classifies incomplete images [H, W, C] through MisConv over a DMFA density (module docstring).
 
     first_filters (32), filters (64: the two convolutions after the down step), latent (20): the widths
     of section 1.2; dmfa: the DMFA's constructor parameters (a dict); dmfa_steps: the steps that train
-    the DMFA before the classifier trains.
+    the DMFA before the classifier trains; first_layer: "misconv", or "dmfa_mean" for the paper's
+    "DMFA conditional mean fed to the plain CNN" baseline (a plain convolution of the image completed
+    by the mixture's mean: MisConv without the variance).
     """
 
     example_kinds = ("image",)
@@ -39,8 +71,11 @@ class MisConvClassifier(DeepClassifier):
     default_iterations = 50_000
     default_steps_per_execution = 10
 
-    def __init__(self, first_filters=32, filters=64, latent=20, dmfa=None, dmfa_steps=25_000, n_classes=None, seed=0, **kwargs):
+    def __init__(self, first_filters=32, filters=64, latent=20, dmfa=None, dmfa_steps=25_000, first_layer="misconv", n_classes=None, seed=0, **kwargs):
         super().__init__(n_classes=n_classes, seed=seed, **kwargs)
+        if first_layer not in ("misconv", "dmfa_mean"):
+            raise ValueError(f"first_layer must be 'misconv' or 'dmfa_mean', got {first_layer!r}")
+        self.first_layer = first_layer
         self.first_filters = positive_int(first_filters, "first_filters")
         self.filters = positive_int(filters, "filters")
         self.latent = positive_int(latent, "latent")
@@ -67,20 +102,14 @@ class MisConvClassifier(DeepClassifier):
             keras.Input((k, height, width, channels), name="diagonals"),
             keras.Input((k,), name="weights"),
         ]
-        expected = MisConv(self.first_filters, 3, seed=self.seed * 100, name="misconv")(*inputs)
-        self.first = keras.Model(inputs, keras.layers.BatchNormalization()(expected), name="first")
+        if self.first_layer == "misconv":
+            features = MisConv(self.first_filters, 3, seed=self.seed * 100, name="misconv")(*inputs)
+        else:  # "dmfa_mean": a plain convolution of the image completed by the mixture's mean
+            completed = CompleteWithMixtureMean(name="complete")(inputs[0], inputs[1], inputs[2], inputs[5])
+            features = keras.layers.Conv2D(self.first_filters, 3, padding="same", activation="relu", kernel_initializer=init(0), name="conv")(completed)
+        self.first = keras.Model(inputs, keras.layers.BatchNormalization()(features), name="first")
 
-        def conv(n, strides, i):
-            return [keras.layers.Conv2D(n, 3, strides=strides, padding="same", activation="relu", kernel_initializer=init(i)), keras.layers.BatchNormalization()]
-
-        self.body = keras.Sequential(
-            [keras.Input((height, width, self.first_filters))]
-            + conv(self.first_filters, 2, 1)  # down
-            + conv(self.filters, 1, 2)
-            + conv(self.filters, 1, 3)
-            + [keras.layers.Flatten(), keras.layers.Dense(self.latent, activation="relu", kernel_initializer=init(4)), keras.layers.Dense(self.n_classes, kernel_initializer=keras.initializers.GlorotUniform(self.seed * 100 + 5))],
-            name="body",
-        )
+        self.body = section_body(example_shape, self.first_filters, self.filters, self.latent, self.n_classes, self.seed)
 
     @property
     def metrics(self):
@@ -145,6 +174,13 @@ class MisConvClassifier(DeepClassifier):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"first_filters": self.first_filters, "filters": self.filters, "latent": self.latent, "dmfa": self.dmfa_params, "dmfa_steps": self.dmfa_steps}
+            {
+                "first_filters": self.first_filters,
+                "filters": self.filters,
+                "latent": self.latent,
+                "dmfa": self.dmfa_params,
+                "dmfa_steps": self.dmfa_steps,
+                "first_layer": self.first_layer,
+            }
         )
         return config

@@ -19,7 +19,7 @@ def test_the_misconv_classifier_learns_incomplete_digits_and_freezes_its_dmfa_af
     model.fit_arrays(images[train], mask[train], data.target[train], iterations=1500, batch_size=24)
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(dmfa_weights, model.dmfa.weights))  # frozen
     accuracy = np.mean(np.argmax(model.predict_proba(images[test], mask[test]), axis=1) == data.target[test])
-    assert accuracy > 0.85, accuracy
+    assert accuracy > 0.85, accuracy  # 0.869 when written
 
 
 def test_every_misconv_classifier_weight_trains_in_its_phase():
@@ -27,3 +27,29 @@ def test_every_misconv_classifier_weight_trains_in_its_phase():
     model = MisConvClassifier(first_filters=4, filters=4, latent=6, dmfa={"n_factors": 2, "filters": [4, 4, 4, 4]}, dmfa_steps=2, n_classes=3, seed=0)
     check_every_weight_trains(model, (8, 8, 1), None, steps=5, labels=3)
     assert int(model.steps_done.numpy()) == 5
+
+
+def test_the_dmfa_mean_baseline_convolves_the_image_completed_by_the_mixture_mean():
+    import tensorflow as tf
+
+    model = MisConvClassifier(first_filters=4, filters=4, latent=6, dmfa={"n_factors": 2, "n_components": 2, "filters": [4, 4, 4, 4]}, dmfa_steps=2, first_layer="dmfa_mean", n_classes=3, seed=0)
+    x, mask = check_every_weight_trains(model, (8, 8, 1), None, steps=5, labels=3)
+    x, mask = tf.constant(x, tf.float32), tf.constant(mask, tf.float32)
+    means, _, _, log_weights = model.dmfa.mixture(x * mask, mask)
+    completed = tf.where(mask > 0, x, tf.reshape(tf.einsum("bk,bkd->bd", tf.exp(log_weights), means), tf.shape(x)))
+    conv = model.first.get_layer("conv")
+    expected = model.body(model.first.layers[-1](conv(completed)))
+    np.testing.assert_allclose(model.logits(x * mask, mask).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_the_first_layer_baselines_learn_incomplete_digits():
+    from keraszoo.models.misconv import MaskFirstClassifier, PartialConvClassifier, ZeroFirstClassifier
+
+    data = load_digits()
+    images = data.images[..., None].astype(np.float32) / 16.0
+    mask = square_mask(images, seed=0).astype(np.float32)
+    for cls in (ZeroFirstClassifier, MaskFirstClassifier, PartialConvClassifier):
+        model = cls(first_filters=16, filters=16, latent=20, seed=0)
+        model.fit_arrays(images[:1400], mask[:1400], data.target[:1400], iterations=1500, batch_size=24)
+        accuracy = np.mean(np.argmax(model.predict_proba(images[1400:], mask[1400:]), axis=1) == data.target[1400:])
+        assert accuracy > 0.7, (cls.__name__, accuracy)  # chance is 0.1; zero-fill gave 0.78 when written

@@ -1,0 +1,113 @@
+"""The classifiers MisConv is compared with in misconv-supplement.md Table 1 that need no density model:
+section 1.2's network with a different first layer (reference-implementations.md A1.3, "Baselines as
+implemented"):
+
+* `misconv_zero` ("zero"): a plain convolution of the image with missing pixels set to 0;
+* `misconv_mask` ("mask"): the same on the image and its mask as extra channels;
+* `misconv_pc` ("PC"): a partial convolution (Liu et al. 2018, `PartialConv2D`) of the image.
+
+Each first layer is followed by ReLU (inside the partial convolution's case, after it) and BatchNorm,
+then the body all of them share (`misconv.section_body`). Ground truth ("GT") is `misconv_zero` trained
+and tested on complete images; k-NN and WAE imputation feed `misconv_zero` with the imputed images;
+"DMFA mean" is `misconv` with ``first_layer="dmfa_mean"``.
+"""
+import keras
+import tensorflow as tf
+
+from keraszoo.models.base import DeepClassifier, global_sum, positive_int
+from keraszoo.models.misconv.layers import PartialConv2D
+from keraszoo.models.misconv.misconv import section_body
+from keraszoo.registry import register_model
+
+
+class FirstLayerClassifier(DeepClassifier):
+    """Section 1.2's classifier with the first layer `first_layer` names (set by each registered subclass)."""
+
+    example_kinds = ("image",)
+    optimizer_networks = {"classifier_optimizer": ("first", "body")}
+    default_learning_rates = {"classifier_optimizer": 1e-3}
+    default_batch_size = 24
+    default_iterations = 25_000  # 10 epochs of MNIST at batch 24 (section 1.2)
+    default_steps_per_execution = 10
+    first_layer = None
+
+    def __init__(self, first_filters=32, filters=64, latent=20, n_classes=None, seed=0, **kwargs):
+        super().__init__(n_classes=n_classes, seed=seed, **kwargs)
+        self.first_filters = positive_int(first_filters, "first_filters")
+        self.filters = positive_int(filters, "filters")
+        self.latent = positive_int(latent, "latent")
+        self.trackers = {"loss": keras.metrics.Mean(name="loss"), "accuracy": keras.metrics.Mean(name="accuracy")}
+
+    def build_networks(self, example_shape):
+        height, width, channels = example_shape
+        x = keras.Input((height, width, channels), name="x")
+        observed = keras.Input((height, width, channels), name="observed")
+        init = keras.initializers.HeNormal(self.seed * 100)
+        if self.first_layer == "partial_conv":
+            features = keras.layers.ReLU()(PartialConv2D(self.first_filters, 3, seed=self.seed * 100, name="partial_conv")(x, observed))
+        else:
+            image = keras.layers.Concatenate()([x, observed]) if self.first_layer == "mask" else x
+            features = keras.layers.Conv2D(self.first_filters, 3, padding="same", activation="relu", kernel_initializer=init, name="conv")(image)
+        self.first = keras.Model([x, observed], keras.layers.BatchNormalization()(features), name="first")
+        self.body = section_body(example_shape, self.first_filters, self.filters, self.latent, self.n_classes, self.seed)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def logits(self, x, mask, training=False):
+        return self.body(self.first([x * mask, mask], training=training), training=training)
+
+    def predict_proba_batch(self, x, mask):
+        return tf.nn.softmax(self.logits(x, mask))
+
+    def values_per_row(self, draws=1):
+        height, width, channels = self.example_shape
+        return height * width * (2 * channels + 2 * self.first_filters + self.filters) * draws
+
+    def train_step(self, data):
+        x, mask, y = data
+        rows = tf.cast(global_sum(tf.shape(y)[0]), tf.float32)
+        weights = self.first.trainable_variables + self.body.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.logits(x, mask, training=True)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)) / rows
+        self.classifier_optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        accuracy = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y), tf.float32)) / rows
+        return self.record(self.trackers, {"loss": loss, "accuracy": accuracy})
+
+    @classmethod
+    def contract_example(cls):
+        from sklearn.datasets import load_digits
+
+        from keraszoo.testing import image_example
+
+        x, mask = image_example()
+        y = load_digits().target[: len(x)]
+        return {"x": x, "mask": mask, "y": y, "params": {"first_filters": 4, "filters": 6, "latent": 8, "seed": 1}, "fit": {"iterations": 20, "batch_size": 16}}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"first_filters": self.first_filters, "filters": self.filters, "latent": self.latent})
+        return config
+
+
+@register_model("misconv_zero")
+class ZeroFirstClassifier(FirstLayerClassifier):
+    """Table 1's "zero": a plain first convolution of the image with missing pixels at 0."""
+
+    first_layer = "zero"
+
+
+@register_model("misconv_mask")
+class MaskFirstClassifier(FirstLayerClassifier):
+    """Table 1's "mask": the image and its mask as channels of the first convolution."""
+
+    first_layer = "mask"
+
+
+@register_model("misconv_pc")
+class PartialConvClassifier(FirstLayerClassifier):
+    """Table 1's "PC": a partial convolution first (Liu et al. 2018)."""
+
+    first_layer = "partial_conv"
