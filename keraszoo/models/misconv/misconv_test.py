@@ -12,14 +12,14 @@ def test_the_misconv_classifier_learns_incomplete_digits_and_freezes_its_dmfa_af
     images = data.images[..., None].astype(np.float32) / 16.0
     mask = square_mask(images, seed=0).astype(np.float32)  # a quarter of every image missing
     train, test = slice(0, 1400), slice(1400, None)
-    model = MisConvClassifier(first_filters=16, filters=16, latent=20, dmfa={"n_factors": 4, "filters": [16, 16, 16, 16], "mse_warmup_steps": 300}, dmfa_steps=1500, seed=0)
-    history = model.fit_arrays(images[train], mask[train], data.target[train], iterations=1500, batch_size=24, learning_rate={"dmfa_optimizer": 1e-3, "classifier_optimizer": 1e-3})
-    assert int(model.steps_done.numpy()) == 1500 and history.history["loss"][-1] == 0.0  # the classifier has not moved yet
+    model = MisConvClassifier(first_filters=16, filters=16, latent=20, dmfa={"n_factors": 4, "filters": [16, 16, 16, 16], "mse_warmup_steps": 300}, dmfa_steps=1000, seed=0)
+    history = model.fit_arrays(images[train], mask[train], data.target[train], iterations=1000, batch_size=24, learning_rate={"dmfa_optimizer": 1e-3, "classifier_optimizer": 1e-3})
+    assert int(model.steps_done.numpy()) == 1000 and history.history["loss"][-1] == 0.0  # the classifier has not moved yet
     dmfa_weights = [w.numpy().copy() for w in model.dmfa.weights]
-    model.fit_arrays(images[train], mask[train], data.target[train], iterations=1500, batch_size=24)
+    model.fit_arrays(images[train], mask[train], data.target[train], iterations=1000, batch_size=24)
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(dmfa_weights, model.dmfa.weights))  # frozen
     accuracy = np.mean(np.argmax(model.predict_proba(images[test], mask[test]), axis=1) == data.target[test])
-    assert accuracy > 0.85, accuracy  # 0.869 when written
+    assert accuracy > 0.8, accuracy  # 0.834 when written (zero-fill 0.771, mask 0.783, PC 0.824 in the test below)
 
 
 def test_every_misconv_classifier_weight_trains_in_its_phase():
@@ -50,6 +50,6 @@ def test_the_first_layer_baselines_learn_incomplete_digits():
     mask = square_mask(images, seed=0).astype(np.float32)
     for cls in (ZeroFirstClassifier, MaskFirstClassifier, PartialConvClassifier):
         model = cls(first_filters=16, filters=16, latent=20, seed=0)
-        model.fit_arrays(images[:1400], mask[:1400], data.target[:1400], iterations=1500, batch_size=24)
+        model.fit_arrays(images[:1400], mask[:1400], data.target[:1400], iterations=1000, batch_size=24)
         accuracy = np.mean(np.argmax(model.predict_proba(images[1400:], mask[1400:]), axis=1) == data.target[1400:])
-        assert accuracy > 0.7, (cls.__name__, accuracy)  # chance is 0.1; zero-fill gave 0.78 when written
+        assert accuracy > 0.7, (cls.__name__, accuracy)  # chance is 0.1
