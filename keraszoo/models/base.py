@@ -683,6 +683,18 @@ class DeepClassifier(DeepImputer):
             raise ValueError(f"y holds class {int(y.max())}, but the model has {self.n_classes} classes")
         return y
 
+    def cross_entropy_step(self, optimizer, variables, logits_fn, y):
+        """One step of `optimizer` on `variables` against the softmax cross-entropy of ``logits_fn()`` (called
+        under the tape) and labels `y`, summed over this replica's rows and divided by the GLOBAL batch;
+        returns this replica's shares of {"loss", "accuracy"} for `record`."""
+        rows = tf.cast(global_sum(tf.shape(y)[0]), tf.float32)
+        with tf.GradientTape() as tape:
+            logits = logits_fn()
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)) / rows
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        accuracy = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y), tf.float32)) / rows
+        return {"loss": loss, "accuracy": accuracy}
+
     def build(self, input_shape):
         if self.n_classes is None:
             raise ValueError(f"{type(self).__name__}: set n_classes (or fit with labels) before building")

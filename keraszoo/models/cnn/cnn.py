@@ -13,7 +13,7 @@ same model classifies complete images (mask of ones, Table 1's case) and incompl
 import keras
 import tensorflow as tf
 
-from keraszoo.models.base import DeepClassifier, global_sum, positive_int
+from keraszoo.models.base import DeepClassifier, positive_int
 from keraszoo.registry import register_model
 
 
@@ -89,14 +89,9 @@ class ConvClassifier(DeepClassifier):
 
     def train_step(self, data):
         x, mask, y = data
-        rows = tf.cast(global_sum(tf.shape(y)[0]), tf.float32)
         weights = self.features.trainable_variables + self.head.trainable_variables
-        with tf.GradientTape() as tape:
-            logits = self.logits(x, mask, training=True)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)) / rows
-        self.classifier_optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
-        accuracy = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y), tf.float32)) / rows
-        return self.record(self.trackers, {"loss": loss, "accuracy": accuracy})
+        values = self.cross_entropy_step(self.classifier_optimizer, weights, lambda: self.logits(x, mask, training=True), y)
+        return self.record(self.trackers, values)
 
     @classmethod
     def contract_example(cls):

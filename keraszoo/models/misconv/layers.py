@@ -44,8 +44,43 @@ def expected_relu(mean, variance):
     return tf.cast(tf.where(random, closed_form, tf.nn.relu(mean)), dtype)
 
 
+class _Conv2DOnIncompleteImages(keras.layers.Layer):
+    """What MisConv and the partial convolution share: Conv2D's parameters, a kernel and a bias."""
+
+    def __init__(self, filters=32, kernel_size=3, strides=1, padding="same", kernel_initializer="he_normal", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = (int(kernel_size),) * 2 if isinstance(kernel_size, int) else tuple(int(k) for k in kernel_size)
+        self.strides = (int(strides),) * 2 if isinstance(strides, int) else tuple(int(s) for s in strides)
+        if padding.lower() not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+        self.padding = padding.upper()
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if seed is not None and hasattr(self.kernel_initializer, "seed"):
+            self.kernel_initializer.seed = seed
+        self.seed = seed
+
+    def _make_weights(self, channels):
+        self.kernel = self.add_weight(name="kernel", shape=(*self.kernel_size, channels, self.filters), initializer=self.kernel_initializer)
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def _conv(self, images, kernel):
+        return tf.nn.conv2d(images, kernel, strides=(1, *self.strides, 1), padding=self.padding)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding.lower(),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "seed": self.seed,
+        }
+
+
 @keras.saving.register_keras_serializable(package="keraszoo")
-class MisConv(keras.layers.Layer):
+class MisConv(_Conv2DOnIncompleteImages):
     """A 2-D convolution of incomplete images whose output is the expected ReLU over the missing pixels'
     Gaussian mixture. Replaces the first convolution (and its ReLU) of any Keras CNN.
 
@@ -61,27 +96,10 @@ class MisConv(keras.layers.Layer):
     3x3, "same"); returns [B, H', W', filters].
     """
 
-    def __init__(self, filters=32, kernel_size=3, strides=1, padding="same", kernel_initializer="he_normal", seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = (int(kernel_size),) * 2 if isinstance(kernel_size, int) else tuple(int(k) for k in kernel_size)
-        self.strides = (int(strides),) * 2 if isinstance(strides, int) else tuple(int(s) for s in strides)
-        if padding.lower() not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
-        self.padding = padding.upper()
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        if seed is not None and hasattr(self.kernel_initializer, "seed"):
-            self.kernel_initializer.seed = seed
-        self.seed = seed
 
     def build(self, x_shape, observed_shape=None, means_shape=None, factors_shape=None, diagonals_shape=None, weights_shape=None):
-        channels = int(x_shape[-1])
-        self.kernel = self.add_weight(name="kernel", shape=(*self.kernel_size, channels, self.filters), initializer=self.kernel_initializer)
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+        self._make_weights(int(x_shape[-1]))
         self.built = True
-
-    def _conv(self, images, kernel):
-        return tf.nn.conv2d(images, kernel, strides=(1, *self.strides, 1), padding=self.padding)
 
     def call(self, x, observed, means, factors, diagonals, weights=None):
         x = tf.convert_to_tensor(x)
@@ -109,20 +127,10 @@ class MisConv(keras.layers.Layer):
             return tf.reduce_mean(expected, axis=1)
         return tf.einsum("bk,bkhwf->bhwf", tf.cast(weights, expected.dtype), expected)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "padding": self.padding.lower(),
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "seed": self.seed,
-        }
 
 
 @keras.saving.register_keras_serializable(package="keraszoo")
-class PartialConv2D(keras.layers.Layer):
+class PartialConv2D(_Conv2DOnIncompleteImages):
     """Partial convolution (Liu et al., ECCV 2018, multi-channel masks), the "PC" baseline's first layer:
     W^T (x ⊙ m) · sum(1) / sum(m) + b over each window, 0 where the window has no observed value.
 
@@ -130,41 +138,17 @@ class PartialConv2D(keras.layers.Layer):
     output is returned: as a first layer, the updated mask of the paper is not needed.
     """
 
-    def __init__(self, filters=32, kernel_size=3, strides=1, padding="same", kernel_initializer="he_normal", seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = (int(kernel_size),) * 2 if isinstance(kernel_size, int) else tuple(int(k) for k in kernel_size)
-        self.strides = (int(strides),) * 2 if isinstance(strides, int) else tuple(int(s) for s in strides)
-        if padding.lower() not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
-        self.padding = padding.upper()
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        if seed is not None and hasattr(self.kernel_initializer, "seed"):
-            self.kernel_initializer.seed = seed
-        self.seed = seed
 
     def build(self, x_shape, observed_shape=None):
         self.channels = int(x_shape[-1])
-        self.kernel = self.add_weight(name="kernel", shape=(*self.kernel_size, self.channels, self.filters), initializer=self.kernel_initializer)
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+        self._make_weights(self.channels)
         self.built = True
 
     def call(self, x, observed):
         observed = tf.cast(observed, x.dtype)
-        strides = (1, *self.strides, 1)
-        convolved = tf.nn.conv2d(tf.where(observed > 0, x, tf.zeros_like(x)), self.kernel, strides=strides, padding=self.padding)
-        counts = tf.nn.conv2d(observed, tf.ones((*self.kernel_size, self.channels, 1), x.dtype), strides=strides, padding=self.padding)
+        convolved = self._conv(tf.where(observed > 0, x, tf.zeros_like(x)), self.kernel)
+        counts = self._conv(observed, tf.ones((*self.kernel_size, self.channels, 1), x.dtype))
         window = float(self.kernel_size[0] * self.kernel_size[1] * self.channels)
         scaled = convolved * (window / tf.maximum(counts, 1.0)) + self.bias
         return tf.where(counts > 0, scaled, tf.zeros_like(scaled))
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "padding": self.padding.lower(),
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "seed": self.seed,
-        }

@@ -17,7 +17,7 @@ and `default_iterations` adds the classifier's 10 MNIST epochs at 24 (25,000 ste
 import keras
 import tensorflow as tf
 
-from keraszoo.models.base import DeepClassifier, global_sum, positive_int
+from keraszoo.models.base import DeepClassifier, positive_int
 from keraszoo.models.dmfa import DMFA
 from keraszoo.models.misconv.layers import MisConv
 from keraszoo.registry import register_model
@@ -146,14 +146,9 @@ class MisConvClassifier(DeepClassifier):
             return tf.constant(0, tf.int32)
 
         def classifier_phase():
-            rows = tf.cast(global_sum(tf.shape(y)[0]), tf.float32)
             weights = self.first.trainable_variables + self.body.trainable_variables
-            with tf.GradientTape() as tape:
-                logits = self.logits(x, mask, training=True)
-                loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)) / rows
-            self.classifier_optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
-            accuracy = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y), tf.float32)) / rows
-            self.record(self.trackers, {"loss": loss, "accuracy": accuracy})
+            values = self.cross_entropy_step(self.classifier_optimizer, weights, lambda: self.logits(x, mask, training=True), y)
+            self.record(self.trackers, values)
             return tf.constant(1, tf.int32)
 
         tf.cond(self.steps_done < self.dmfa_steps, dmfa_phase, classifier_phase)
