@@ -83,6 +83,14 @@ def image_example(rows=48, seed=0):
     return x, mask
 
 
+def labelled_image_example(params, iterations=20, batch_size=16):
+    """A classifier's `contract_example`: `image_example` with the digits' labels, `params`, a few steps."""
+    from sklearn.datasets import load_digits
+
+    x, mask = image_example()
+    return {"x": x, "mask": mask, "y": load_digits().target[: len(x)], "params": params, "fit": {"iterations": iterations, "batch_size": batch_size}}
+
+
 def wait_until(predicate, timeout=30.0, interval=0.05):
     """Poll `predicate` until it is true or `timeout` seconds pass; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -95,13 +95,9 @@ class ConvClassifier(DeepClassifier):
 
     @classmethod
     def contract_example(cls):
-        from sklearn.datasets import load_digits
+        from keraszoo.testing import labelled_image_example
 
-        from keraszoo.testing import image_example
-
-        x, mask = image_example()
-        y = load_digits().target[: len(x)]
-        return {"x": x, "mask": mask, "y": y, "params": {"filters": [4, 6], "dense_units": 12, "dropout": 0.25, "kernel_size": 3, "seed": 3}, "fit": {"iterations": 20, "batch_size": 16}}
+        return labelled_image_example({"filters": [4, 6], "dense_units": 12, "dropout": 0.25, "kernel_size": 3, "seed": 3})
 
     def get_config(self):
         config = super().get_config()

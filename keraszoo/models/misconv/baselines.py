@@ -73,13 +73,9 @@ class FirstLayerClassifier(DeepClassifier):
 
     @classmethod
     def contract_example(cls):
-        from sklearn.datasets import load_digits
+        from keraszoo.testing import labelled_image_example
 
-        from keraszoo.testing import image_example
-
-        x, mask = image_example()
-        y = load_digits().target[: len(x)]
-        return {"x": x, "mask": mask, "y": y, "params": {"first_filters": 4, "filters": 6, "latent": 8, "seed": 1}, "fit": {"iterations": 20, "batch_size": 16}}
+        return labelled_image_example({"first_filters": 4, "filters": 6, "latent": 8, "seed": 1})
 
     def get_config(self):
         config = super().get_config()

@@ -157,14 +157,9 @@ class MisConvClassifier(DeepClassifier):
 
     @classmethod
     def contract_example(cls):
-        from sklearn.datasets import load_digits
+        from keraszoo.testing import labelled_image_example
 
-        from keraszoo.testing import image_example
-
-        x, mask = image_example()
-        y = load_digits().target[: len(x)]
-        params = {"first_filters": 4, "filters": 6, "latent": 8, "dmfa": {"n_factors": 2, "filters": [4, 4, 4, 4]}, "dmfa_steps": 10, "seed": 1}
-        return {"x": x, "mask": mask, "y": y, "params": params, "fit": {"iterations": 20, "batch_size": 16}}
+        return labelled_image_example({"first_filters": 4, "filters": 6, "latent": 8, "dmfa": {"n_factors": 2, "filters": [4, 4, 4, 4]}, "dmfa_steps": 10, "seed": 1})
 
     def get_config(self):
         config = super().get_config()
