@@ -1,0 +1,23 @@
+"""The Table 1 runner on a few MNIST images: every requested model is scored on every task, gt once."""
+import os
+
+import pytest
+
+from training import misconv_mnist
+
+DATA = os.environ.get("KERASZOO_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(DATA, "mnist.npz")), reason="MNIST is not on disk")
+def test_the_table_1_runner_scores_each_model_on_each_task(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERASZOO_DATA_DIR", DATA)
+    monkeypatch.setenv("KERASZOO_OFFLINE", "1")
+    output = tmp_path / "table1.md"
+    records = misconv_mnist.main(
+        ["--tasks", "square,noise", "--models", "zero,knn,gt", "--seeds", "1", "--train-rows", "240", "--test-rows", "60", "--classifier-epochs", "1", "--output", str(output)]
+    )
+    assert sorted((r["task"], r["model"]) for r in records) == sorted((t, m) for t in ("square", "noise") for m in ("zero", "knn", "gt"))
+    gt = [r["accuracy"] for r in records if r["model"] == "gt"]
+    assert gt[0] == gt[1] and all(0 <= r["accuracy"] <= 1 for r in records)
+    text = output.read_text()
+    assert "| zero |" in text and "paper 0.91" in text and "reduced" not in text and "paper's protocol" in text
