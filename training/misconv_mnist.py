@@ -10,7 +10,9 @@ Protocol, per task and seed (reference-implementations.md A1.3-A1.5):
   holes of the task (seeded per split and seed).
 * Models: `zero`, `mask`, `pc` (the registered `misconv_zero`, `misconv_mask`, `misconv_pc`); `knn`:
   the zoo's KNN imputer fitted on 5,000 incomplete training images (the authors' `inp_knn_5k`) imputes
-  both splits, which `misconv_zero` then classifies as complete images; `dmfa_mean` and `misconv`: the
+  both splits, which `misconv_zero` then classifies as complete images; `wae`: the registered `wae`
+  imputer (section 1.3; `--wae-epochs` 20), trained on the incomplete training images, likewise;
+  `dmfa_mean` and `misconv`: the
   registered `misconv` with ``first_layer`` "dmfa_mean" / "misconv"; the DMFA is trained once per task
   and seed, on the incomplete training images with square holes (supplement section 2), inside the
   `misconv` model (the square task's training holes), and copied frozen into the `dmfa_mean` one; `gt`: `misconv_zero` trained and tested
@@ -30,7 +32,7 @@ import time
 import numpy as np
 
 TASKS = ("square", "trapezoid", "noise")
-MODELS = ("zero", "mask", "knn", "pc", "dmfa_mean", "misconv", "gt")
+MODELS = ("zero", "mask", "knn", "pc", "wae", "dmfa_mean", "misconv", "gt")
 PAPER = {  # supplement Table 1 (one seed)
     "zero": (0.91, 0.891, 0.946),
     "mask": (0.926, 0.905, 0.703),
@@ -49,7 +51,7 @@ def task_mask(task, images, seed):
     return make(images, seed=seed).astype(np.float32)
 
 
-def run_task(task, seed, data, models, classifier_epochs, dmfa_epochs, log=print):
+def run_task(task, seed, data, models, classifier_epochs, dmfa_epochs, wae_epochs=20, log=print):
     """{model: test accuracy after the last epoch} for one task and seed."""
     import keraszoo
 
@@ -81,6 +83,11 @@ def run_task(task, seed, data, models, classifier_epochs, dmfa_epochs, log=print
             flat = lambda a: a.reshape(len(a), -1)  # noqa: E731
             knn = ZooImputer("knn").fit(np.where(flat(train_mask)[:KNN_ROWS] > 0, flat(train_x)[:KNN_ROWS], np.nan))
             completed = [knn.transform(np.where(flat(m) > 0, flat(x), np.nan)).reshape(x.shape) for x, m in ((train_x, train_mask), (test_x, test_mask))]
+            results[name], _ = classify("misconv_zero", completed[0], full_train, completed[1], full_test)
+        elif name == "wae":
+            wae = keraszoo.get_model("wae", seed=seed)
+            wae.fit_arrays(train_x, train_mask, epochs=wae_epochs, batch_size=128)
+            completed = [np.asarray(wae.impute(x, m)) for x, m in ((train_x, train_mask), (test_x, test_mask))]
             results[name], _ = classify("misconv_zero", completed[0], full_train, completed[1], full_test)
         elif name in ("misconv", "dmfa_mean"):
             continue  # below, sharing one DMFA
@@ -123,7 +130,8 @@ def markdown(records, command, elapsed, args):
         "",
         f"Protocol: see `training/misconv_mnist.py`'s docstring. This run: {args.train_rows} training and {args.test_rows} test images, "
         f"{args.classifier_epochs} classifier epochs, {args.dmfa_epochs} DMFA epochs, seeds 0-{args.seeds - 1}"
-        + (" (the paper's protocol: 60,000 / 10,000, 10 and 20 epochs)" if (args.train_rows, args.classifier_epochs, args.dmfa_epochs) != (60000, 10, 20) else "")
+        + f", {args.wae_epochs} WAE epochs"
+        + (" (the paper's protocol: 60,000 / 10,000, 10 and 20 epochs)" if (args.train_rows, args.classifier_epochs, args.dmfa_epochs, args.wae_epochs) != (60000, 10, 20, 20) else "")
         + ". Accuracy after the last epoch; ± is the sample standard deviation over seeds (n beside it).",
         "",
         "| model | " + " | ".join(TASKS) + " |",
@@ -152,6 +160,7 @@ def main(argv=None):
     parser.add_argument("--test-rows", type=int, default=10000)
     parser.add_argument("--classifier-epochs", type=int, default=10)
     parser.add_argument("--dmfa-epochs", type=int, default=20)
+    parser.add_argument("--wae-epochs", type=int, default=20)
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     tasks, models = args.tasks.split(","), args.models.split(",")
@@ -172,7 +181,7 @@ def main(argv=None):
     for seed in range(args.seeds):
         for task in tasks:
             todo = [m for m in models if not (m == "gt" and task != tasks[0])]  # gt does not depend on the task
-            for model, value in run_task(task, seed, data, todo, args.classifier_epochs, args.dmfa_epochs).items():
+            for model, value in run_task(task, seed, data, todo, args.classifier_epochs, args.dmfa_epochs, args.wae_epochs).items():
                 for t in (tasks if model == "gt" else [task]):
                     records.append({"task": t, "seed": seed, "model": model, "accuracy": value})
             if args.output:
