@@ -7,17 +7,18 @@ BatchNorm), lin a dense layer (ReLU inside). The first conv32 is MisConv: its ou
 ReLU over the DMFA mixture (then BatchNorm). Kernels 3x3 with "same" padding (the authors' first layer,
 reference-implementations.md A1.3; the supplement gives no size).
 
-Training. The supplement trains DMFA first and then the classifier with DMFA frozen. Here one `fit`
-does both, in order: the first `dmfa_steps` steps train only the DMFA (its own loss, `DMFA.training_loss`,
-on the incomplete training images), the rest train only the classifier on the frozen DMFA's outputs
-(no gradient reaches the DMFA). Defaults: the classifier's batch 24 and learning rate 1e-3 (section 1.2);
+Training. The supplement trains DMFA first and then the classifier with DMFA frozen. Here one
+`fit_arrays` (or `training.train`) does both, in order: the first `dmfa_steps` steps train only the DMFA
+(its own loss, `DMFA.training_loss`, on the incomplete training images), the rest train only the
+classifier on the frozen DMFA's outputs (no gradient reaches the DMFA). Each phase is its own Keras
+`fit` (`fit_rounds`); a bare `model.fit` trains the phase the model is in when it starts (`phase()`). Defaults: the classifier's batch 24 and learning rate 1e-3 (section 1.2);
 the DMFA's learning rate is its own default (4e-5), `dmfa_steps` 25,000 (its 20 MNIST epochs at 48),
 and `default_iterations` adds the classifier's 10 MNIST epochs at 24 (25,000 steps).
 """
 import keras
 import tensorflow as tf
 
-from keraszoo.models.base import DeepClassifier, positive_int
+from keraszoo.models.base import DeepClassifier, largest_divisor_at_most, merge_histories, positive_int
 from keraszoo.models.dmfa import DMFA
 from keraszoo.models.misconv.layers import MisConv
 from keraszoo.registry import register_model
@@ -84,7 +85,7 @@ class MisConvClassifier(DeepClassifier):
         self.dmfa_steps = int(dmfa_steps)
         self.dmfa_params = dict(dmfa or {})
         self.dmfa = DMFA(**{"seed": seed, **self.dmfa_params})
-        self.steps_done = self.add_weight(name="steps_done", shape=(), dtype="int64", initializer="zeros", trainable=False)
+        self.steps_done = self.add_weight(name="steps_done", shape=(), dtype="int64", initializer="zeros", trainable=False, aggregation="only_first_replica")
         self.dmfa_trackers = {name: keras.metrics.Mean(name=name) for name in ("dmfa_loss", "dmfa_nll_per_pixel")}
         self.trackers = {"loss": keras.metrics.Mean(name="loss"), "accuracy": keras.metrics.Mean(name="accuracy")}
 
@@ -133,27 +134,75 @@ class MisConvClassifier(DeepClassifier):
         height, width, channels = self.example_shape
         return self.dmfa.values_per_row(draws) + height * width * (self.first_filters * (self.dmfa.n_factors + 3) + self.filters) * draws
 
+    def phase(self):
+        """"dmfa" while the DMFA has steps left to train, else "classifier" (read eagerly, between fits)."""
+        return "dmfa" if int(self.steps_done.numpy()) < self.dmfa_steps else "classifier"
+
     def train_step(self, data):
+        # The phase is fixed when the step is traced: a tf.cond around the two optimizers' updates would
+        # put a cross-replica synchronisation inside control flow, which MirroredStrategy refuses.
+        # `fit_rounds` runs each phase as its own `fit`, so each traces its own step.
         x, mask, y = data
         x = tf.where(mask > 0, x, tf.zeros_like(x))
-
-        def dmfa_phase():
+        if self._training_phase == "dmfa":
             weights = self.dmfa.trainable_variables
             with tf.GradientTape() as tape:
                 values = self.dmfa.training_loss(x, mask, self.dmfa_optimizer.iterations)
             self.dmfa_optimizer.apply_gradients(zip(tape.gradient(values["loss"], weights), weights))
-            self.record(self.dmfa_trackers, {"dmfa_loss": values["loss"], "dmfa_nll_per_pixel": values["nll_per_pixel"]})
-            return tf.constant(0, tf.int32)
-
-        def classifier_phase():
+            logs = self.record(self.dmfa_trackers, {"dmfa_loss": values["loss"], "dmfa_nll_per_pixel": values["nll_per_pixel"]})
+        else:
             weights = self.first.trainable_variables + self.body.trainable_variables
             values = self.cross_entropy_step(self.classifier_optimizer, weights, lambda: self.logits(x, mask, training=True), y)
-            self.record(self.trackers, values)
-            return tf.constant(1, tf.int32)
-
-        tf.cond(self.steps_done < self.dmfa_steps, dmfa_phase, classifier_phase)
+            logs = self.record(self.trackers, values)
         self.steps_done.assign_add(1)
-        return {name: tracker.result() for name, tracker in {**self.trackers, **self.dmfa_trackers}.items()}
+        return logs
+
+    @property
+    def _training_phase(self):
+        return self._traced_phase
+
+    def make_train_function(self, force=False):
+        # called eagerly as each fit starts: fix the phase of the step about to be traced, and retrace
+        # when it differs from the cached step's (a bare `fit` after the DMFA's steps ran out)
+        phase = getattr(self, "_phase_of_fit", None) or self.phase()
+        if phase != getattr(self, "_traced_phase", None):
+            self._traced_phase, force = phase, True
+            self.train_function = None
+        return super().make_train_function(force)
+
+    def fit_rounds(self, x, mask, y=None, *, make_dataset, epochs, steps_per_epoch, batch_size=None, callbacks=None, verbose=0):
+        """The planned steps, split at the end of the DMFA's `dmfa_steps`: the DMFA phase's steps as one `fit`,
+        the classifier's as another (each phase traces its own step; see `train_step`). An epoch count
+        that does not divide a phase's steps becomes one epoch of that phase's steps."""
+        total = int(epochs) * int(steps_per_epoch)
+        dmfa_left = min(total, max(0, self.dmfa_steps - int(self.steps_done.numpy())))
+        limit = getattr(self, "_max_steps_per_execution", int(self.steps_per_execution))
+        histories, start = [], 0
+        try:
+            for phase, steps in (("dmfa", dmfa_left), ("classifier", total - dmfa_left)):
+                if steps == 0:
+                    continue
+                per_epoch = int(steps_per_epoch) if steps % int(steps_per_epoch) == 0 else steps
+                self._phase_of_fit = phase
+                execution = largest_divisor_at_most(per_epoch, limit)
+                if execution != int(self.steps_per_execution):
+                    self.steps_per_execution = execution
+                    self.train_function = None
+                histories.append(
+                    self.fit(
+                        make_dataset(x, mask, y),
+                        initial_epoch=start,
+                        epochs=start + steps // per_epoch,
+                        steps_per_epoch=per_epoch,
+                        shuffle=False,
+                        verbose=verbose,
+                        callbacks=callbacks,
+                    )
+                )
+                start += steps // per_epoch
+        finally:
+            self._phase_of_fit = None
+        return merge_histories(histories)
 
     @classmethod
     def contract_example(cls):
