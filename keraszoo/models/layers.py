@@ -46,3 +46,13 @@ def spatial_halvings(height, width, most=2):
     while halvings < most and height % 2 == 0 and width % 2 == 0:
         height, width, halvings = height // 2, width // 2, halvings + 1
     return halvings
+
+
+def conv_relu_bn(filters, strides=1, transpose=False, seed=0, kernel_size=3):
+    """The supplement's conv_n (misconv-supplement.md section 1): a convolution ("same" padding, He-normal,
+    seeded), ReLU, then BatchNorm; stride 2 for its down steps, ``transpose=True`` for its up steps."""
+    layer = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+    return [
+        layer(filters, kernel_size, strides=strides, padding="same", activation="relu", kernel_initializer=keras.initializers.HeNormal(seed)),
+        keras.layers.BatchNormalization(),
+    ]

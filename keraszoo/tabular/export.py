@@ -73,11 +73,6 @@ class _TableModule(tf.Module):
         }
         self.cutoffs = {name: tf.constant(value, tf.float32) for name, value in cutoffs.items()}
 
-    def _fill_constant(self, given, value):
-        if given.dtype == tf.string:
-            return tf.where(tf.equal(given, ""), tf.constant(str(value)), given)
-        return tf.where(tf.math.is_finite(given), given, tf.constant(float(value), tf.float32))
-
     def _predict(self, networks, columns, last):
         """{output: (label or value for every row, top probability or None)} from one round's networks."""
         predictions = {}
@@ -105,16 +100,18 @@ class _TableModule(tf.Module):
 
     def serve(self, inputs):
         columns = {name: inputs[key] for name, key in self.keys.items() if key in inputs}
-        out = {self.keys[name]: self._fill_constant(columns[name], value) for name, value in self.constants.items()}
+        constants = {
+            name: self._filled(columns[name], tf.constant(str(value)) if columns[name].dtype == tf.string else tf.constant(float(value), tf.float32))
+            for name, value in self.constants.items()
+        }
+        out = {self.keys[name]: filled for name, filled in constants.items()}
         stage, previous, start = columns, {}, 0
         for r, size in enumerate(self.round_sizes):
             networks, start = self.networks[start : start + size], start + size
             last = r == len(self.round_sizes) - 1
             predictions = self._predict(networks, stage, last)
             if not last:  # the next round reads the table completed by this one
-                stage = dict(columns)
-                for name, value in self.constants.items():
-                    stage[name] = self._fill_constant(columns[name], value)
+                stage = {**columns, **constants}
                 for name, (value, _) in predictions.items():
                     stage[name] = self._filled(columns[name], tf.round(value) if name in self.integer_columns else value)
                 previous = predictions

@@ -521,12 +521,10 @@ class Completer:
         targets = [name for name in targets if name not in self.constants]
         kinds = {c: self.kinds[c] for c in df.columns}
         missing = {name: missing_cells(df[name]) for name in self.targets}
-        self.imputer_rounds = []
+        self.imputer_rounds, frame = [], df
         for r in range(self.rounds if targets else 1):
-            frame = df
-            if r:  # round r + 1 learns from the table as the rounds before completed it
-                values, _ = self._run_rounds(df, missing, self.imputer_rounds, 0.0)
-                frame = self._staged(df, missing, values)
+            if r:  # round r + 1 learns from the table as round r completed it (round r read the frame before)
+                frame = self._staged(df, missing, self._predict_round(self.imputer_rounds[-1], frame, missing, 0.0))
             self.imputer_rounds.append(self._fit_round(df, frame, targets, kinds))
         self.imputers = self.imputer_rounds[-1]
         return self
@@ -571,12 +569,15 @@ class Completer:
     def _staged(self, df, missing, values):
         """`df` with its missing cells filled by the constants and `values` (the input of the next round)."""
         stage = df.copy()
-        for name, value in self.constants.items():
-            _fill(stage, name, missing[name], np.full(int(missing[name].sum()), value, dtype=object), df[name].dtype)
+        self._fill_constants(stage, df, missing)
         for name, imputed in values.items():
             if missing[name].any():
                 _fill(stage, name, missing[name], imputed, df[name].dtype)
         return stage
+
+    def _fill_constants(self, out, df, missing):
+        """Fill the single-valued columns' missing cells of `out` with their value; {column: cells left missing}."""
+        return {name: _fill(out, name, missing[name], np.full(int(missing[name].sum()), value, dtype=object), df[name].dtype) for name, value in self.constants.items()}
 
     def _run_rounds(self, df, missing, rounds, precision_threshold):
         """Imputations of the missing cells by the last of `rounds` (the threshold applies to it alone: an
@@ -595,9 +596,7 @@ class Completer:
         out = df if inplace else df.copy()
         missing = {name: missing_cells(df[name]) for name in self.targets}
         values, previous = self._run_rounds(df, missing, self.imputer_rounds, precision_threshold)
-        left = {}
-        for name, value in self.constants.items():
-            left[name] = _fill(out, name, missing[name], np.full(int(missing[name].sum()), value, dtype=object), df[name].dtype)
+        left = self._fill_constants(out, df, missing)
         for name, imputed in values.items():
             if not missing[name].any():
                 left[name] = 0

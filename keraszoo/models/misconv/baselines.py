@@ -7,36 +7,24 @@ implemented"):
 * `misconv_pc` ("PC"): a partial convolution (Liu et al. 2018, `PartialConv2D`) of the image.
 
 Each first layer is followed by ReLU (inside the partial convolution's case, after it) and BatchNorm,
-then the body all of them share (`misconv.section_body`). Ground truth ("GT") is `misconv_zero` trained
+then the body all of them share (`classifier.section_body`). Ground truth ("GT") is `misconv_zero` trained
 and tested on complete images; k-NN and WAE imputation feed `misconv_zero` with the imputed images;
 "DMFA mean" is `misconv` with ``first_layer="dmfa_mean"``.
 """
 import keras
-import tensorflow as tf
 
-from keraszoo.models.base import DeepClassifier, positive_int
+from keraszoo.models.misconv.classifier import SectionClassifier, section_body
 from keraszoo.models.misconv.layers import PartialConv2D
-from keraszoo.models.misconv.misconv import section_body
 from keraszoo.registry import register_model
 
 
-class FirstLayerClassifier(DeepClassifier):
+class FirstLayerClassifier(SectionClassifier):
     """Section 1.2's classifier with the first layer `first_layer` names (set by each registered subclass)."""
 
-    example_kinds = ("image",)
     optimizer_networks = {"classifier_optimizer": ("first", "body")}
     default_learning_rates = {"classifier_optimizer": 1e-3}
-    default_batch_size = 24
     default_iterations = 25_000  # 10 epochs of MNIST at batch 24 (section 1.2)
-    default_steps_per_execution = 10
     first_layer = None
-
-    def __init__(self, first_filters=32, filters=64, latent=20, n_classes=None, seed=0, **kwargs):
-        super().__init__(n_classes=n_classes, seed=seed, **kwargs)
-        self.first_filters = positive_int(first_filters, "first_filters")
-        self.filters = positive_int(filters, "filters")
-        self.latent = positive_int(latent, "latent")
-        self.trackers = {"loss": keras.metrics.Mean(name="loss"), "accuracy": keras.metrics.Mean(name="accuracy")}
 
     def build_networks(self, example_shape):
         height, width, channels = example_shape
@@ -51,15 +39,8 @@ class FirstLayerClassifier(DeepClassifier):
         self.first = keras.Model([x, observed], keras.layers.BatchNormalization()(features), name="first")
         self.body = section_body(example_shape, self.first_filters, self.filters, self.latent, self.n_classes, self.seed)
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def logits(self, x, mask, training=False):
         return self.body(self.first([x * mask, mask], training=training), training=training)
-
-    def predict_proba_batch(self, x, mask):
-        return tf.nn.softmax(self.logits(x, mask))
 
     def values_per_row(self, draws=1):
         height, width, channels = self.example_shape
@@ -76,11 +57,6 @@ class FirstLayerClassifier(DeepClassifier):
         from keraszoo.testing import labelled_image_example
 
         return labelled_image_example({"first_filters": 4, "filters": 6, "latent": 8, "seed": 1})
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"first_filters": self.first_filters, "filters": self.filters, "latent": self.latent})
-        return config
 
 
 @register_model("misconv_zero")

@@ -18,32 +18,11 @@ and `default_iterations` adds the classifier's 10 MNIST epochs at 24 (25,000 ste
 import keras
 import tensorflow as tf
 
-from keraszoo.models.base import DeepClassifier, largest_divisor_at_most, merge_histories, positive_int
+from keraszoo.models.base import largest_divisor_at_most, merge_histories
 from keraszoo.models.dmfa import DMFA
+from keraszoo.models.misconv.classifier import SectionClassifier, section_body
 from keraszoo.models.misconv.layers import MisConv
 from keraszoo.registry import register_model
-
-
-def section_body(example_shape, first_filters, filters, latent, n_classes, seed):
-    """Everything after the first conv_n of section 1.2: down, [conv_filters] x 2, lin_latent, lin_classes."""
-    height, width, _ = example_shape
-    init = lambda i: keras.initializers.HeNormal(seed * 100 + i)  # noqa: E731
-
-    def conv(n, strides, i):
-        return [keras.layers.Conv2D(n, 3, strides=strides, padding="same", activation="relu", kernel_initializer=init(i)), keras.layers.BatchNormalization()]
-
-    return keras.Sequential(
-        [keras.Input((height, width, first_filters))]
-        + conv(first_filters, 2, 1)  # down
-        + conv(filters, 1, 2)
-        + conv(filters, 1, 3)
-        + [
-            keras.layers.Flatten(),
-            keras.layers.Dense(latent, activation="relu", kernel_initializer=init(4)),
-            keras.layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed * 100 + 5)),
-        ],
-        name="body",
-    )
 
 
 @keras.saving.register_keras_serializable(package="keraszoo")
@@ -55,7 +34,7 @@ class CompleteWithMixtureMean(keras.layers.Layer):
 
 
 @register_model("misconv")
-class MisConvClassifier(DeepClassifier):
+class MisConvClassifier(SectionClassifier):
     """Classifies incomplete images [H, W, C] through MisConv over a DMFA density (module docstring).
 
     first_filters (32), filters (64: the two convolutions after the down step), latent (20): the widths
@@ -65,21 +44,15 @@ class MisConvClassifier(DeepClassifier):
     by the mixture's mean: MisConv without the variance).
     """
 
-    example_kinds = ("image",)
     optimizer_networks = {"dmfa_optimizer": "dmfa", "classifier_optimizer": ("first", "body")}
     default_learning_rates = {"dmfa_optimizer": 4e-5, "classifier_optimizer": 1e-3}
-    default_batch_size = 24
     default_iterations = 50_000
-    default_steps_per_execution = 10
 
     def __init__(self, first_filters=32, filters=64, latent=20, dmfa=None, dmfa_steps=25_000, first_layer="misconv", n_classes=None, seed=0, **kwargs):
-        super().__init__(n_classes=n_classes, seed=seed, **kwargs)
+        super().__init__(first_filters, filters, latent, n_classes=n_classes, seed=seed, **kwargs)
         if first_layer not in ("misconv", "dmfa_mean"):
             raise ValueError(f"first_layer must be 'misconv' or 'dmfa_mean', got {first_layer!r}")
         self.first_layer = first_layer
-        self.first_filters = positive_int(first_filters, "first_filters")
-        self.filters = positive_int(filters, "filters")
-        self.latent = positive_int(latent, "latent")
         if isinstance(dmfa_steps, bool) or not isinstance(dmfa_steps, int) or dmfa_steps < 0:
             raise ValueError(f"dmfa_steps must be a non-negative integer, got {dmfa_steps!r}")
         self.dmfa_steps = int(dmfa_steps)
@@ -87,7 +60,6 @@ class MisConvClassifier(DeepClassifier):
         self.dmfa = DMFA(**{"seed": seed, **self.dmfa_params})
         self.steps_done = self.add_weight(name="steps_done", shape=(), dtype="int64", initializer="zeros", trainable=False, aggregation="only_first_replica")
         self.dmfa_trackers = {name: keras.metrics.Mean(name=name) for name in ("dmfa_loss", "dmfa_nll_per_pixel")}
-        self.trackers = {"loss": keras.metrics.Mean(name="loss"), "accuracy": keras.metrics.Mean(name="accuracy")}
 
     def build_networks(self, example_shape):
         height, width, channels = example_shape
@@ -127,9 +99,6 @@ class MisConvClassifier(DeepClassifier):
         features = self.first([x, mask, means, factors, diagonals, weights], training=training)
         return self.body(features, training=training)
 
-    def predict_proba_batch(self, x, mask):
-        return tf.nn.softmax(self.logits(x, mask))
-
     def values_per_row(self, draws=1):
         height, width, channels = self.example_shape
         return self.dmfa.values_per_row(draws) + height * width * (self.first_filters * (self.dmfa.n_factors + 3) + self.filters) * draws
@@ -144,7 +113,7 @@ class MisConvClassifier(DeepClassifier):
         # `fit_rounds` runs each phase as its own `fit`, so each traces its own step.
         x, mask, y = data
         x = tf.where(mask > 0, x, tf.zeros_like(x))
-        if self._training_phase == "dmfa":
+        if self._traced_phase == "dmfa":
             weights = self.dmfa.trainable_variables
             with tf.GradientTape() as tape:
                 values = self.dmfa.training_loss(x, mask, self.dmfa_optimizer.iterations)
@@ -156,10 +125,6 @@ class MisConvClassifier(DeepClassifier):
             logs = self.record(self.trackers, values)
         self.steps_done.assign_add(1)
         return logs
-
-    @property
-    def _training_phase(self):
-        return self._traced_phase
 
     def make_train_function(self, force=False):
         # called eagerly as each fit starts: fix the phase of the step about to be traced, and retrace
@@ -214,9 +179,6 @@ class MisConvClassifier(DeepClassifier):
         config = super().get_config()
         config.update(
             {
-                "first_filters": self.first_filters,
-                "filters": self.filters,
-                "latent": self.latent,
                 "dmfa": self.dmfa_params,
                 "dmfa_steps": self.dmfa_steps,
                 "first_layer": self.first_layer,

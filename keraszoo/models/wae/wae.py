@@ -23,12 +23,8 @@ import keras
 import tensorflow as tf
 
 from keraszoo.models.base import DeepImputer, global_sum, positive_int
+from keraszoo.models.layers import conv_relu_bn
 from keraszoo.registry import register_model
-
-
-def _block(n, strides=1, transpose=False, seed=0):
-    layer = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
-    return [layer(n, 3, strides=strides, padding="same", activation="relu", kernel_initializer=keras.initializers.HeNormal(seed)), keras.layers.BatchNormalization()]
 
 
 @register_model("wae")
@@ -62,11 +58,11 @@ class WAE(DeepImputer):
         s = self.seed * 100
         self.encoder = keras.Sequential(
             [keras.Input((height, width, 2 * channels))]
-            + _block(small, seed=s)
-            + _block(middle, seed=s + 1)
-            + _block(middle, 2, seed=s + 2)  # down
-            + _block(large, seed=s + 3)
-            + _block(large, 2, seed=s + 4)  # down
+            + conv_relu_bn(small, seed=s)
+            + conv_relu_bn(middle, seed=s + 1)
+            + conv_relu_bn(middle, 2, seed=s + 2)  # down
+            + conv_relu_bn(large, seed=s + 3)
+            + conv_relu_bn(large, 2, seed=s + 4)  # down
             + [keras.layers.Flatten(), keras.layers.Dense(self.latent, kernel_initializer=keras.initializers.GlorotUniform(s + 5))],
             name="encoder",
         )
@@ -76,11 +72,11 @@ class WAE(DeepImputer):
                 keras.layers.Dense(height // 4 * width // 4 * large, activation="relu", kernel_initializer=keras.initializers.HeNormal(s + 10)),
                 keras.layers.Reshape((height // 4, width // 4, large)),
             ]
-            + _block(large, 2, transpose=True, seed=s + 11)  # up
-            + _block(large, seed=s + 12)
-            + _block(middle, 2, transpose=True, seed=s + 13)  # up
-            + _block(middle, seed=s + 14)
-            + _block(middle, seed=s + 15)
+            + conv_relu_bn(large, 2, transpose=True, seed=s + 11)  # up
+            + conv_relu_bn(large, seed=s + 12)
+            + conv_relu_bn(middle, 2, transpose=True, seed=s + 13)  # up
+            + conv_relu_bn(middle, seed=s + 14)
+            + conv_relu_bn(middle, seed=s + 15)
             + [keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(s + 16))],
             name="decoder",
         )
