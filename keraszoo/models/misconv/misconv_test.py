@@ -102,3 +102,36 @@ def test_both_phases_train_under_a_mirrored_strategy():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["steps"] == 7 and {"dmfa_loss", "loss", "accuracy"} <= set(report["keys"]), report
+
+
+def test_misconv_and_dmfa_export_and_serve_images_with_nan(tmp_path):
+    """Use and deploy (issue #15): DMFA exports as an image imputer and the MisConv classifier with
+    `predict(x) -> probabilities`; the embedded server answers both with what the fitted estimators give."""
+    from keraszoo.sklearn import ZooClassifier, ZooImputer
+    from serving.client import ImputeClient
+    from serving.export import export
+    from serving.server import start_subprocess
+
+    data = load_digits()
+    images = data.images[:96, :, :, None] / 16.0
+    incomplete = np.where(square_mask(images, seed=0), images, np.nan).astype(np.float32)
+    small_dmfa = {"n_factors": 2, "filters": [4, 4, 4, 4]}
+    dmfa = ZooImputer("dmfa", **small_dmfa, iterations=4, batch_size=16).fit(incomplete)
+    classifier = ZooClassifier("misconv", first_filters=4, filters=4, latent=6, dmfa=small_dmfa, dmfa_steps=2, iterations=4, batch_size=16)
+    classifier.fit(incomplete, data.target[:96])
+    base = str(tmp_path / "serving")
+    export(dmfa, base, "dmfa_digits")
+    export(classifier, base, "misconv_digits")
+    process, target, _ = start_subprocess(base, rest=False)
+    try:
+        with ImputeClient(target) as client:
+            imputed = client.impute("dmfa_digits", incomplete[:5])
+            proba = client.predict_proba("misconv_digits", incomplete[:5])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    np.testing.assert_allclose(imputed, dmfa.transform(incomplete[:5]), rtol=1e-5, atol=1e-5)
+    observed = ~np.isnan(incomplete[:5])
+    np.testing.assert_array_equal(imputed[observed], incomplete[:5][observed])
+    assert proba.shape == (5, 10)
+    np.testing.assert_allclose(proba, classifier.predict_proba(incomplete[:5]), rtol=1e-4, atol=1e-5)
