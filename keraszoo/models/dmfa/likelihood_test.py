@@ -49,3 +49,22 @@ def test_the_mixture_is_a_log_sum_exp_over_weighted_components():
     np.testing.assert_allclose(got, np.log(np.sum(weights * np.exp(dense), axis=1)), rtol=1e-9)
     one = mixture_log_density(*(tf.constant(v[:, :1] if v.ndim > 2 else v) for v in (x, means, loadings, diagonals, subset))).numpy()
     np.testing.assert_allclose(one, dense[:, 0], rtol=1e-9)
+
+
+def test_float32_inputs_at_the_diagonal_floor_keep_float64_accuracy():
+    """DMFA's outputs are float32; with d at its 1e-6 floor and factor entries at their 0.25 bound the
+    Woodbury terms reach ~1e8 and float32 arithmetic would lose their difference (module docstring)."""
+    rng = np.random.default_rng(2)
+    dims = 200
+    loadings = rng.choice([-0.25, 0.25], size=(2, 1, 4, dims)) * rng.uniform(0.9, 1.0, size=(2, 1, 4, dims))
+    diagonals = np.full((2, 1, dims), 1e-6)
+    means = rng.uniform(0, 1, size=(2, 1, dims))
+    # a likely x: the mean plus a factor draw plus noise of the diagonal's size
+    x = means[:, 0] + np.einsum("bl,bld->bd", rng.normal(size=(2, 4)), loadings[:, 0]) + 1e-3 * rng.normal(size=(2, dims))
+    subset = np.ones((2, dims))
+    as32 = [tf.constant(v, tf.float32) for v in (x, means, loadings, diagonals, subset)]
+    got = component_log_density(*as32)
+    assert got.dtype == tf.float32
+    exact = component_log_density(*(tf.constant(np.asarray(t.numpy(), np.float64)) for t in as32)).numpy()  # the same float32 values, in float64
+    np.testing.assert_allclose(got.numpy(), exact, rtol=1e-6)
+    np.testing.assert_allclose(exact, dense_log_density(*(np.asarray(t.numpy(), np.float64) for t in as32)), rtol=1e-6)
