@@ -29,3 +29,13 @@ def test_readme_snippet_runs_as_written(index, tmp_path):
         [sys.executable, "-c", python_blocks()[index]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_model_list_the_readme_prints_is_the_registry():
+    import ast
+
+    import keraszoo
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        printed = re.search(r"keraszoo\.list_models\(\)\s+# (\[.*?\])", f.read()).group(1)
+    assert ast.literal_eval(printed) == keraszoo.list_models()
