@@ -11,7 +11,11 @@ Training. The supplement trains DMFA first and then the classifier with DMFA fro
 `fit_arrays` (or `training.train`) does both, in order: the first `dmfa_steps` steps train only the DMFA
 (its own loss, `DMFA.training_loss`, on the incomplete training images), the rest train only the
 classifier on the frozen DMFA's outputs (no gradient reaches the DMFA). Each phase is its own Keras
-`fit` (`fit_rounds`); a bare `model.fit` trains the phase the model is in when it starts (`phase()`). Defaults: the classifier's batch 24 and learning rate 1e-3 (section 1.2);
+`fit` (`fit_rounds`); a bare `model.fit` trains the phase the model is in when it starts (`phase()`). The
+DMFA phase learns from the masks `fit` is given; the supplement's Table 1 trains the DMFA on square
+holes whatever the task (its section 2): train one `misconv` on square-holed images for its DMFA steps
+and copy `model.dmfa`'s weights into models with `dmfa_steps=0`, as `training.misconv_mnist.train_dmfa`
+does. Defaults: the classifier's batch 24 and learning rate 1e-3 (section 1.2);
 the DMFA's learning rate is its own default (4e-5), `dmfa_steps` 25,000 (its 20 MNIST epochs at 48),
 and `default_iterations` adds the classifier's 10 MNIST epochs at 24 (25,000 steps).
 """
