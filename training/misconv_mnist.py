@@ -129,7 +129,32 @@ def run_task(task, seed, data, models, classifier_epochs, dmfa_weights=None, wae
     return results
 
 
-def markdown(records, command, elapsed, args):
+def protocol_key(args):
+    """What must be equal for records to share a table: data sizes, epochs, learning rate, widths."""
+    return (
+        f"train {args.train_rows}, test {args.test_rows}, classifier epochs {args.classifier_epochs}, DMFA epochs {args.dmfa_epochs} "
+        f"at {args.dmfa_learning_rate:g}, DMFA widths {args.dmfa_filters}, WAE epochs {args.wae_epochs}"
+    )
+
+
+def csv_path(output):
+    return os.path.splitext(output)[0] + ".csv"
+
+
+def previous_records(output, protocol):
+    """The records an earlier run wrote beside `output`, if any; an error if they used another protocol."""
+    import pandas as pd
+
+    if not os.path.exists(csv_path(output)):
+        return []
+    frame = pd.read_csv(csv_path(output))
+    other = sorted(set(frame["protocol"]) - {protocol})
+    if other:
+        raise SystemExit(f"{csv_path(output)} holds records of another protocol ({other[0]}), not {protocol}: use another --output")
+    return frame.to_dict("records")
+
+
+def markdown(records, elapsed, args):
     import pandas as pd
     import tensorflow as tf
 
@@ -137,7 +162,9 @@ def markdown(records, command, elapsed, args):
     lines = [
         "# MisConv and its baselines on incomplete MNIST (misconv-supplement.md Table 1)",
         "",
-        f"Command: `{command}` ({elapsed / 60:.1f} min).",
+        "Command" + ("s" if len({r["command"] for r in records}) > 1 else "") + ": "
+        + "; then ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in records))
+        + f" (the last: {elapsed / 60:.1f} min).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, TensorFlow {tf.__version__}, {platform.system()}. "
         f"Date: {time.strftime('%Y-%m-%d')}.",
@@ -183,8 +210,11 @@ def main(argv=None):
     parser.add_argument("--dmfa-learning-rate", type=float, default=4e-5)
     parser.add_argument("--dmfa-filters", default="16,32,64,32", help="the DMFA extractor's four widths (section 1.1's by default)")
     parser.add_argument("--wae-epochs", type=int, default=20)
-    parser.add_argument("--output", default=None)
+    parser.add_argument("--output", default=None, help="the markdown table; its records go beside it as .csv")
+    parser.add_argument("--resume", action="store_true", help="keep the records of the output's .csv (same protocol) and run only the missing ones")
     args = parser.parse_args(argv)
+    if args.resume and not args.output:
+        parser.error("--resume needs --output (the records are read from its .csv)")
     tasks, models = args.tasks.split(","), args.models.split(",")
     for value, known, what in ((tasks, TASKS, "task"), (models, MODELS, "model")):
         unknown = sorted(set(value) - set(known))
@@ -199,7 +229,11 @@ def main(argv=None):
         (mnist.test_images[: args.test_rows, ..., None] / 255.0).astype(np.float32),
         np.asarray(mnist.test_labels)[: args.test_rows].astype(np.int32),
     )
-    start, records = time.monotonic(), []
+    command = "python -m training.misconv_mnist " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    protocol = protocol_key(args)
+    records = previous_records(args.output, protocol) if args.resume else []
+    done = {(r["task"], r["seed"], r["model"]) for r in records}
+    start = time.monotonic()
     dmfa_steps = args.dmfa_epochs * max(1, args.train_rows // 48)
     dmfa_params = {"filters": [int(f) for f in args.dmfa_filters.split(",")]}
     for seed in range(args.seeds):
@@ -211,14 +245,19 @@ def main(argv=None):
             return cache[0]
 
         for task in tasks:
-            todo = [m for m in models if not (m == "gt" and task != tasks[0])]  # gt does not depend on the task
+            # gt does not depend on the task: trained with the first task, recorded for all
+            todo = [m for m in models if not (m == "gt" and task != tasks[0]) and (task, seed, m) not in done]
+            if not todo:
+                continue
             for model, value in run_task(task, seed, data, todo, args.classifier_epochs, seed_dmfa, args.wae_epochs, dmfa_params).items():
                 for t in (tasks if model == "gt" else [task]):
-                    records.append({"task": t, "seed": seed, "model": model, "accuracy": value})
+                    records.append({"task": t, "seed": seed, "model": model, "accuracy": value, "protocol": protocol, "command": command})
             if args.output:
-                command = "python -m training.misconv_mnist " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+                import pandas as pd
+
+                pd.DataFrame(records).to_csv(csv_path(args.output), index=False)
                 with open(args.output, "w") as f:
-                    f.write(markdown(records, command, time.monotonic() - start, args))
+                    f.write(markdown(records, time.monotonic() - start, args))
     return records
 
 

@@ -21,6 +21,14 @@ def test_the_table_1_runner_scores_each_model_on_each_task(tmp_path, monkeypatch
     assert gt[0] == gt[1] and all(0 <= r["accuracy"] <= 1 for r in records)
     text = output.read_text()
     assert "| zero |" in text and "paper 0.91" in text and "reduced" not in text and "paper's protocol" in text
+    # --resume keeps the records beside the table and runs only the missing (task, seed, model)s
+    base = ["--seeds", "1", "--wae-epochs", "1", "--train-rows", "128", "--test-rows", "48", "--classifier-epochs", "1", "--output", str(output), "--resume"]
+    resumed = misconv_mnist.main(["--tasks", "square,noise", "--models", "zero,mask,gt", *base])
+    assert resumed[: len(records)] == [dict(r, protocol=resumed[0]["protocol"], command=resumed[0]["command"]) for r in records]
+    assert sorted((r["task"], r["model"]) for r in resumed[len(records):]) == [("noise", "mask"), ("square", "mask")]
+    assert "Commands: " in output.read_text() and "| mask |" in output.read_text()
+    with pytest.raises(SystemExit, match="another protocol"):
+        misconv_mnist.main(["--tasks", "square", "--models", "zero", *base[:-1], "--resume", "--classifier-epochs", "2"])
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(DATA, "mnist.npz")), reason="MNIST is not on disk")
