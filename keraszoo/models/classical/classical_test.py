@@ -151,6 +151,22 @@ def test_knn_searches_beyond_candidates_when_few_rows_observe_a_column():
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
 
 
+def test_knn_sizes_its_candidates_past_a_rare_column_and_stays_exact():
+    # one column observed in 1% of the rows, the rest in 80% (an image region nearly always missing):
+    # the candidates are sized for the common columns and the rare one is searched exhaustively
+    rng = np.random.default_rng(1)
+    x = rng.random((3000, 40))
+    mask = (rng.random(x.shape) < 0.8).astype(float)
+    mask[:, 7] = rng.random(3000) < 0.01
+    x_new = rng.random((300, 40))
+    mask_new = (rng.random(x_new.shape) < 0.6).astype(float)
+    model = get_model("knn").fit_arrays(x, mask)
+    assert model._candidates(3000) < 100  # the rarest column alone would make it 2,016
+    ours = model.impute(x_new, mask_new)
+    theirs = SklearnKNNImputer().fit(_hide(x, mask)).transform(_hide(x_new, mask_new))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
 def _knn_tie_data(n_tied, seed=0):
     """Training rows all equal to 0.37 but for one column (a random one of the first 7) set to 0.59
     (`n_tied` rows, at random positions) or 0.98 / 0.99 (the others); column 7 holds distinct values
