@@ -13,6 +13,7 @@ and tested on complete images; k-NN and WAE imputation feed `misconv_zero` with 
 """
 import keras
 
+from keraszoo.models.layers import torch_default_init
 from keraszoo.models.misconv.classifier import SectionClassifier, section_body
 from keraszoo.models.misconv.layers import PartialConv2D
 from keraszoo.registry import register_model
@@ -30,9 +31,9 @@ class FirstLayerClassifier(SectionClassifier):
         height, width, channels = example_shape
         x = keras.Input((height, width, channels), name="x")
         observed = keras.Input((height, width, channels), name="observed")
-        init = keras.initializers.HeNormal(self.seed * 100)
+        init = torch_default_init(self.seed * 100)
         if self.first_layer == "partial_conv":
-            features = keras.layers.ReLU()(PartialConv2D(self.first_filters, 3, seed=self.seed * 100, name="partial_conv")(x, observed))
+            features = keras.layers.ReLU()(PartialConv2D(self.first_filters, 3, kernel_initializer=init, name="partial_conv")(x, observed))
         else:
             image = keras.layers.Concatenate()([x, observed]) if self.first_layer == "mask" else x
             features = keras.layers.Conv2D(self.first_filters, 3, padding="same", activation="relu", kernel_initializer=init, name="conv")(image)

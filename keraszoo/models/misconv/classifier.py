@@ -4,21 +4,22 @@ import keras
 import tensorflow as tf
 
 from keraszoo.models.base import DeepClassifier, positive_int
-from keraszoo.models.layers import conv_relu_bn
+from keraszoo.models.layers import conv_relu_bn, torch_default_init
 
 
 def section_body(example_shape, first_filters, filters, latent, n_classes, seed):
-    """Everything after the first conv_n of section 1.2: down, [conv_filters] x 2, lin_latent, lin_classes."""
+    """Everything after the first conv_n of section 1.2: down, [conv_filters] x 2, lin_latent, lin_classes;
+    weights initialised as PyTorch does (`torch_default_init`, which says why)."""
     height, width, _ = example_shape
     return keras.Sequential(
         [keras.Input((height, width, first_filters))]
-        + conv_relu_bn(first_filters, 2, seed=seed * 100 + 1)  # down
-        + conv_relu_bn(filters, seed=seed * 100 + 2)
-        + conv_relu_bn(filters, seed=seed * 100 + 3)
+        + conv_relu_bn(first_filters, 2, seed=seed * 100 + 1, initializer=torch_default_init)  # down
+        + conv_relu_bn(filters, seed=seed * 100 + 2, initializer=torch_default_init)
+        + conv_relu_bn(filters, seed=seed * 100 + 3, initializer=torch_default_init)
         + [
             keras.layers.Flatten(),
-            keras.layers.Dense(latent, activation="relu", kernel_initializer=keras.initializers.HeNormal(seed * 100 + 4)),
-            keras.layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed * 100 + 5)),
+            keras.layers.Dense(latent, activation="relu", kernel_initializer=torch_default_init(seed * 100 + 4)),
+            keras.layers.Dense(n_classes, kernel_initializer=torch_default_init(seed * 100 + 5)),
         ],
         name="body",
     )

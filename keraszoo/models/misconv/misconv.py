@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from keraszoo.models.base import largest_divisor_at_most, merge_histories
 from keraszoo.models.dmfa import DMFA
+from keraszoo.models.layers import torch_default_init
 from keraszoo.models.misconv.classifier import SectionClassifier, section_body
 from keraszoo.models.misconv.layers import MisConv
 from keraszoo.registry import register_model
@@ -69,7 +70,6 @@ class MisConvClassifier(SectionClassifier):
         height, width, channels = example_shape
         self.dmfa.build((None, height, width, channels))
         k, l = self.dmfa.n_components, self.dmfa.n_factors
-        init = lambda i: keras.initializers.HeNormal(self.seed * 100 + i)  # noqa: E731
         # MisConv and its BatchNorm: the first conv32 of section 1.2, on the image and the DMFA's mixture
         inputs = [
             keras.Input((height, width, channels), name="x"),
@@ -80,10 +80,10 @@ class MisConvClassifier(SectionClassifier):
             keras.Input((k,), name="weights"),
         ]
         if self.first_layer == "misconv":
-            features = MisConv(self.first_filters, 3, seed=self.seed * 100, name="misconv")(*inputs)
+            features = MisConv(self.first_filters, 3, kernel_initializer=torch_default_init(self.seed * 100), name="misconv")(*inputs)
         else:  # "dmfa_mean": a plain convolution of the image completed by the mixture's mean
             completed = CompleteWithMixtureMean(name="complete")(inputs[0], inputs[1], inputs[2], inputs[5])
-            features = keras.layers.Conv2D(self.first_filters, 3, padding="same", activation="relu", kernel_initializer=init(0), name="conv")(completed)
+            features = keras.layers.Conv2D(self.first_filters, 3, padding="same", activation="relu", kernel_initializer=torch_default_init(self.seed * 100), name="conv")(completed)
         self.first = keras.Model(inputs, keras.layers.BatchNormalization()(features), name="first")
 
         self.body = section_body(example_shape, self.first_filters, self.filters, self.latent, self.n_classes, self.seed)

@@ -135,3 +135,22 @@ def test_misconv_and_dmfa_export_and_serve_images_with_nan(tmp_path):
     np.testing.assert_array_equal(imputed[observed], incomplete[:5][observed])
     assert proba.shape == (5, 10)
     np.testing.assert_allclose(proba, classifier.predict_proba(incomplete[:5]), rtol=1e-4, atol=1e-5)
+
+
+def test_section_classifiers_start_from_pytorchs_default_weights():
+    """Every kernel of section 1.2's classifiers is drawn from U(+-1/sqrt(fan_in)) as in the authors' PyTorch
+    code (`torch_default_init` says why: He-normal let Adam kill the lin_20 units behind a wide flatten).
+    He-normal draws would exceed the bound; too narrow a draw would not approach it."""
+    import keraszoo
+
+    for name, params in (("misconv_zero", {}), ("misconv_mask", {}), ("misconv_pc", {}), ("misconv", {}), ("misconv", {"first_layer": "dmfa_mean"})):
+        model = keraszoo.get_model(name, n_classes=10, seed=3, **params)
+        model.build((None, 28, 28, 1))
+        kernels = [w for w in model.first.weights + model.body.weights if "kernel" in w.path]
+        assert len(kernels) == 6, (name, [w.path for w in kernels])
+        for kernel in kernels:
+            values = np.asarray(kernel)
+            bound = 1.0 / np.sqrt(np.prod(values.shape[:-1]))
+            assert np.abs(values).max() <= bound, (name, kernel.path)
+            assert np.abs(values).max() > 0.9 * bound, (name, kernel.path)
+            assert abs(values.std() - bound / np.sqrt(3.0)) < 0.1 * bound, (name, kernel.path)
