@@ -24,6 +24,7 @@ Protocol, per task and seed (reference-implementations.md A1.3-A1.5):
   sample standard deviation over seeds.
 """
 import argparse
+import functools
 import os
 import platform
 import shlex
@@ -98,16 +99,17 @@ def run_task(task, seed, data, models, classifier_epochs, dmfa_weights=None, wae
         elif name == "knn":
             from keraszoo.sklearn import ZooImputer
 
-            flat = lambda a: a.reshape(len(a), -1)  # noqa: E731
+            incomplete = lambda x, m: np.where(m > 0, x, np.nan).reshape(len(x), -1)  # noqa: E731
+            fitted = incomplete(train_x[:KNN_ROWS], train_mask[:KNN_ROWS])
             # pixels that no fitted image observes (the trapezoids' common centre: 14 of 784 in 5,000
             # images) have no neighbour value: they get 0, as scikit-learn's KNNImputer(keep_empty_features=True)
-            seen = flat(train_mask)[:KNN_ROWS].sum(0) > 0
-            knn = ZooImputer("knn").fit(np.where(flat(train_mask)[:KNN_ROWS] > 0, flat(train_x)[:KNN_ROWS], np.nan)[:, seen])
+            seen = ~np.isnan(fitted).all(axis=0)
+            knn = ZooImputer("knn").fit(fitted[:, seen])
             completed = []
             for x, m in ((train_x, train_mask), (test_x, test_mask)):
-                filled = np.where(flat(m) > 0, flat(x), 0.0)
-                filled[:, seen] = knn.transform(np.where(flat(m) > 0, flat(x), np.nan)[:, seen])
-                completed.append(filled.reshape(x.shape))
+                filled = incomplete(x, m)
+                filled[:, seen] = knn.transform(filled[:, seen])
+                completed.append(np.nan_to_num(filled, nan=0.0).reshape(x.shape))
             results[name] = classify("misconv_zero", completed[0], full_train, completed[1], full_test)
         elif name == "wae":
             wae = keraszoo.get_model("wae", seed=seed)
@@ -237,12 +239,8 @@ def main(argv=None):
     dmfa_steps = args.dmfa_epochs * max(1, args.train_rows // 48)
     dmfa_params = {"filters": [int(f) for f in args.dmfa_filters.split(",")]}
     for seed in range(args.seeds):
-        cache = []  # the seed's DMFA, trained when a task first needs it
-
-        def seed_dmfa(seed=seed, cache=cache):
-            if not cache:
-                cache.append(train_dmfa(seed, data, dmfa_steps, args.dmfa_learning_rate, dmfa_params))
-            return cache[0]
+        # the seed's DMFA, trained when a task first needs it
+        seed_dmfa = functools.cache(functools.partial(train_dmfa, seed, data, dmfa_steps, args.dmfa_learning_rate, dmfa_params))
 
         for task in tasks:
             # gt does not depend on the task: trained with the first task, recorded for all

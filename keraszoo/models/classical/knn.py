@@ -254,16 +254,19 @@ class KNNImputer(ClassicalImputer):
         values = np.empty(x.shape[0])
         rows = np.flatnonzero(complete)
         if rows.size:
-            near, exact, _ = self._sorted_neighbours(x[rows], mask[rows], donors[part[rows]])
-            exact = exact[:, :k]
-            values[rows] = self._average(self.fit_x_[near[:, :k], j], exact, np.isfinite(exact), j)
+            values[rows] = self._nearest_average(x[rows], mask[rows], donors[part[rows]], k, j)
         for i in np.flatnonzero(~complete):
             a_ki = np.partition(approx[i], k - 1)[k - 1]
             near = donors[approx[i] <= bound(a_ki, i)]
-            near, exact, _ = self._sorted_neighbours(x[i : i + 1], mask[i : i + 1], near[None, :])
-            exact = exact[:, :k]
-            values[i] = self._average(self.fit_x_[near[:, :k], j], exact, np.isfinite(exact), j)[0]
+            values[i] = self._nearest_average(x[i : i + 1], mask[i : i + 1], near[None, :], k, j)[0]
         return values
+
+    def _nearest_average(self, x, mask, donors, k, j):
+        """Column j averaged over the k of `donors` [r, c] (all observing it) nearest each row by
+        direct distance (ties: lowest index)."""
+        near, exact, _ = self._sorted_neighbours(x, mask, donors)
+        exact = exact[:, :k]
+        return self._average(self.fit_x_[near[:, :k], j], exact, np.isfinite(exact), j)
 
     def _average(self, values, sq, chosen, j):
         """Average of `values` over `chosen` per row; rows with nothing chosen get the column mean."""
