@@ -231,7 +231,7 @@ def _model_functions(model):
                 functions["log_prob"] = lambda s: chunked_rows(lambda a: model.log_prob_batch(a), [s], model.rows_per_chunk())
         return model.variables, functions
     if model.exportable():
-        return [], {"impute": model.tf_impute}
+        return model.export_variables(), {"impute": model.tf_impute}
     return None, None
 
 

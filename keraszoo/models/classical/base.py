@@ -52,6 +52,12 @@ class ClassicalImputer:
         """
         raise NotImplementedError(f"{self.registry_name} has no TensorFlow imputation yet, so it cannot be exported")
 
+    def export_variables(self):
+        """TensorFlow variables `tf_impute` reads (the SavedModel must track them): none for the
+        classical baselines, whose fitted state becomes constants; a model that runs Keras networks
+        inside its `tf_impute` (`auto` with a deep member) lists their variables."""
+        return []
+
     def _eager_constants(self, source, build):
         """The dict `build()` returns, its numpy arrays as tensors made once, outside any trace.
 

@@ -1,0 +1,243 @@
+"""`auto`: an imputer that learns, per column, how far to trust each of the zoo's imputers.
+
+Per-column stacking (issue #17). `fit_arrays(x, mask)`:
+
+1. For each of `rounds` seeded rounds, hide `hidden_fraction` of every column's observed entries
+   (never its last observed one), fit every pool member on what is left, and impute.
+2. Per column, learn the non-negative weights summing to 1 that minimise the squared error of the
+   weighted imputation on the entries hidden in all rounds (`weights.simplex_least_squares`). A column
+   with no hidden entry (fewer than two observed values) takes the weights learned on all columns'
+   hidden entries together.
+3. Refit every member on the whole table.
+
+`impute` then returns, per column, the weighted sum of the refitted members' imputations, with the
+observed entries untouched. It is inductive: new rows go through the fitted members and weights, and
+nothing is refitted (HyperImpute's `transform` refits on whatever it is given).
+
+On the hidden validation entries the weights are never worse than the column's best single member
+(each member alone is a feasible weighting). `report()` gives, per column, the weights and each
+member's validation RMSE; `plot_report()` draws the weights.
+
+Pool: the default is mean, KNN, MICE, MissForest, SoftImpute ("matrix"), EM and GAIN. An entry is a
+registered imputer's name or ``{"name": ..., "params": {...}, "fit": {...}}`` (constructor parameters,
+and a deep member's training parameters); members that take a `seed` get the model's unless given.
+
+Export: the SavedModel combines the members' TensorFlow imputations with the learned weights in one
+graph. Members without one (MICE with ``sample_posterior=True``) are left out of the exported pool
+with a warning that names them; each column's weights are then renormalised over the members kept (a
+column that trusted only left-out members takes its best kept member by validation error).
+"""
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keraszoo.models.auto.weights import simplex_least_squares
+from keraszoo.models.classical.base import ClassicalImputer
+from keraszoo.registry import get_model, get_model_class, is_deep, model_parameters, model_task, register_model
+
+DEFAULT_POOL = ("mean", "knn", "mice", "missforest", "matrix", "em", "gain")
+
+
+def member_spec(entry, where="auto"):
+    """A pool entry as ``{"name", "params", "fit"}``, checked: a registered table imputer other than auto."""
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ValueError(f"{where}: a pool entry is a model name or a dict with a 'name', got {entry!r}")
+    unknown = sorted(set(entry) - {"name", "params", "fit"})
+    if unknown:
+        raise ValueError(f"{where}: pool entry {entry['name']!r} has unknown key(s) {', '.join(unknown)} (valid: name, params, fit)")
+    name = entry["name"]
+    cls = get_model_class(name)  # unknown names: an error listing the registered ones
+    if name == AutoImputer.registry_name or issubclass(cls, AutoImputer):
+        raise ValueError(f"{where}: the pool cannot contain {name!r} itself")
+    if model_task(name) != "impute":
+        raise ValueError(f"{where}: pool member {name!r} is a classifier, not an imputer")
+    if is_deep(name) and "table" not in cls.example_kinds:
+        raise ValueError(f"{where}: pool member {name!r} imputes {' or '.join(cls.example_kinds)} examples, not tables")
+    params, fit = dict(entry.get("params") or {}), dict(entry.get("fit") or {})
+    if fit and not is_deep(name):
+        raise ValueError(f"{where}: pool member {name!r} is classical and takes no training parameters, got {sorted(fit)}")
+    get_model(name, **params)  # unknown constructor parameters: an error naming the valid ones
+    return {"name": name, "params": params, "fit": fit}
+
+
+@register_model("auto")
+class AutoImputer(ClassicalImputer):
+    """Per-column stacking over a pool of zoo imputers (see the module docstring)."""
+
+    contract_params = {"pool": ["mean", {"name": "knn", "params": {"n_neighbors": 3}}], "rounds": 1, "hidden_fraction": 0.3, "seed": 1}
+
+    def __init__(self, pool=DEFAULT_POOL, rounds=2, hidden_fraction=0.2, seed=0):
+        super().__init__()
+        if isinstance(pool, (str, dict)) or not hasattr(pool, "__iter__"):
+            raise ValueError(f"auto: pool must be a list of model names or member dicts, got {pool!r}")
+        self.pool = [entry if isinstance(entry, str) else dict(entry) for entry in pool]
+        self.members_spec_ = [member_spec(entry) for entry in self.pool]
+        if not self.members_spec_:
+            raise ValueError("auto: the pool is empty")
+        if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+            raise ValueError(f"auto: rounds must be a positive integer, got {rounds!r}")
+        if isinstance(hidden_fraction, bool) or not isinstance(hidden_fraction, (int, float)) or not 0 < hidden_fraction < 1:
+            raise ValueError(f"auto: hidden_fraction must be in (0, 1), got {hidden_fraction!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"auto: seed must be an integer, got {seed!r}")
+        self.rounds, self.hidden_fraction, self.seed = int(rounds), float(hidden_fraction), int(seed)
+        names = [spec["name"] for spec in self.members_spec_]
+        # unique labels for the report: "knn", "knn#2", ...
+        self.labels = [name if names[:i].count(name) == 0 else f"{name}#{names[:i].count(name) + 1}" for i, name in enumerate(names)]
+
+    def get_config(self):
+        return {"pool": self.pool, "rounds": self.rounds, "hidden_fraction": self.hidden_fraction, "seed": self.seed}
+
+    # --- fitting --------------------------------------------------------------------------------
+    def _new_member(self, spec):
+        params = dict(spec["params"])
+        if "seed" in model_parameters(spec["name"]) and "seed" not in params:
+            params["seed"] = self.seed
+        return get_model(spec["name"], **params)
+
+    def _fit_member(self, spec, x, mask):
+        member = self._new_member(spec)
+        if is_deep(spec["name"]):
+            member.fit_arrays(x.astype(np.float32), mask.astype(np.float32), **{"seed": self.seed, **spec["fit"]})
+        else:
+            member.fit_arrays(x, mask)
+        return member
+
+    @staticmethod
+    def _member_imputation(member, x, mask):
+        if isinstance(member, ClassicalImputer):
+            return np.asarray(member.impute(x, mask), dtype=np.float64)
+        return np.asarray(member.impute(x.astype(np.float32), mask.astype(np.float32)), dtype=np.float64)
+
+    def _hide(self, mask, rng):
+        """0/1 entries to hide this round: `hidden_fraction` of each column's observed entries (at
+        least one where the column has two or more, never all of them)."""
+        hidden = np.zeros_like(mask)
+        for j in range(mask.shape[1]):
+            observed = np.flatnonzero(mask[:, j] == 1)
+            count = min(observed.size - 1, max(1, int(round(self.hidden_fraction * observed.size))))
+            if count > 0:
+                hidden[rng.choice(observed, size=count, replace=False), j] = 1.0
+        return hidden
+
+    def _fit(self, x, mask):
+        rng = np.random.default_rng(self.seed)
+        n_members, d = len(self.members_spec_), x.shape[1]
+        predictions = [[] for _ in range(d)]  # per column: [hidden entries, members] blocks
+        targets = [[] for _ in range(d)]
+        for _ in range(self.rounds):
+            hidden = self._hide(mask, rng)
+            kept = mask * (1.0 - hidden)
+            shown = np.where(kept == 1, x, 0.0)
+            imputations = [self._member_imputation(self._fit_member(spec, shown, kept), shown, kept) for spec in self.members_spec_]
+            for j in range(d):
+                rows = np.flatnonzero(hidden[:, j] == 1)
+                if rows.size:
+                    predictions[j].append(np.stack([imp[rows, j] for imp in imputations], axis=1))
+                    targets[j].append(x[rows, j])
+        self.weights_ = np.zeros((d, n_members))
+        self.validation_rmse_ = np.full((d, n_members), np.nan)
+        self.auto_rmse_ = np.full(d, np.nan)
+        self.validated_entries_ = np.zeros(d, dtype=np.int64)
+        validated = [j for j in range(d) if predictions[j]]
+        if not validated:
+            raise ValueError("auto.fit: no column has two observed values, so nothing can be held out to learn the weights")
+        for j in validated:
+            p, t = np.concatenate(predictions[j]), np.concatenate(targets[j])
+            self.weights_[j] = simplex_least_squares(p, t)
+            self.validation_rmse_[j] = np.sqrt(((p - t[:, None]) ** 2).mean(axis=0))
+            self.auto_rmse_[j] = np.sqrt(((p @ self.weights_[j] - t) ** 2).mean())
+            self.validated_entries_[j] = t.size
+        pooled = simplex_least_squares(
+            np.concatenate([np.concatenate(predictions[j]) for j in validated]),
+            np.concatenate([np.concatenate(targets[j]) for j in validated]),
+        )
+        for j in set(range(d)) - set(validated):
+            self.weights_[j] = pooled
+        self.members_ = [self._fit_member(spec, x, mask) for spec in self.members_spec_]
+
+    # --- imputation -----------------------------------------------------------------------------
+    def _impute(self, x, mask):
+        total = np.zeros(x.shape)
+        for m, member in enumerate(self.members_):
+            if self.weights_[:, m].any():  # a member no column trusts is not run
+                total += self.weights_[:, m] * self._member_imputation(member, x, mask)
+        return total
+
+    # --- export ---------------------------------------------------------------------------------
+    def exported_members(self):
+        """(indices of the members the SavedModel runs, their per-column weights [d, kept]).
+
+        Warns naming the members left out (no TensorFlow imputation); raises if none is left."""
+        kept = [m for m, member in enumerate(self.members_) if _exportable(member)]
+        left_out = [self.labels[m] for m in range(len(self.members_)) if m not in kept]
+        if not kept:
+            raise NotImplementedError(f"auto: no pool member can be exported (none of {', '.join(self.labels)} has a TensorFlow imputation)")
+        if left_out:
+            warnings.warn(f"auto export: pool member(s) {', '.join(left_out)} have no TensorFlow imputation and are left out of the exported pool", stacklevel=2)
+        weights = self.weights_[:, kept].copy()
+        sums = weights.sum(axis=1)
+        for j in np.flatnonzero(sums <= 0):
+            errors = self.validation_rmse_[j, kept]
+            weights[j, int(np.nanargmin(errors)) if np.isfinite(errors).any() else 0] = 1.0
+        weights /= weights.sum(axis=1, keepdims=True)
+        used = weights.any(axis=0)
+        return [kept[i] for i in np.flatnonzero(used)], weights[:, used]
+
+    def export_variables(self):
+        return [v for member in self.members_ if not isinstance(member, ClassicalImputer) for v in member.variables]
+
+    def tf_impute(self, x, mask):
+        kept, weights = self.exported_members()
+        total = tf.zeros_like(x)
+        for i, m in enumerate(kept):
+            member = self.members_[m]
+            imputed = member.tf_impute(x, mask) if isinstance(member, ClassicalImputer) else member._impute_graph(x, mask)
+            total += tf.constant(weights[:, i], x.dtype) * tf.cast(imputed, x.dtype)
+        return total
+
+    # --- the report -----------------------------------------------------------------------------
+    def report(self):
+        """Per column (index = column number): each member's weight ("weight: name"), its RMSE on the
+        hidden validation entries ("rmse: name"), the weighted imputation's ("rmse: auto") and how many
+        entries were hidden ("validated entries"), in the model's min-max scaled units."""
+        import pandas as pd
+
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("auto: call fit_arrays before report")
+        frame = pd.DataFrame(self.weights_, columns=[f"weight: {label}" for label in self.labels])
+        for m, label in enumerate(self.labels):
+            frame[f"rmse: {label}"] = self.validation_rmse_[:, m]
+        frame["rmse: auto"] = self.auto_rmse_
+        frame["validated entries"] = self.validated_entries_
+        frame.index.name = "column"
+        return frame
+
+    def plot_report(self, ax=None, column_names=None):
+        """A stacked bar chart of each column's weights; returns the matplotlib Figure."""
+        import matplotlib.pyplot as plt
+
+        frame = self.report()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(frame) + 2.0), 3.5))
+        bottom = np.zeros(len(frame))
+        names = list(column_names) if column_names is not None else [str(i) for i in frame.index]
+        for label in self.labels:
+            heights = frame[f"weight: {label}"].to_numpy()
+            ax.bar(names, heights, bottom=bottom, label=label)
+            bottom += heights
+        ax.set_ylabel("weight")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize="small", ncol=2)
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.figure.tight_layout()
+        return ax.figure
+
+
+def _exportable(member):
+    """Whether the fitted member has a TensorFlow imputation (a classical one's `exportable()` is asked of
+    the instance: MICE with ``sample_posterior=True`` has none); deep imputers always do."""
+    return member.exportable() if isinstance(member, ClassicalImputer) else True

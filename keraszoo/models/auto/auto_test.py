@@ -1,0 +1,189 @@
+"""`auto` learns per-column weights over its pool: it picks the member that can use a copied column, is
+never worse than its best member on the hidden entries, imputes new rows without refitting, and exports."""
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+import keraszoo
+from keraszoo.models.auto.weights import simplex_least_squares
+from keraszoo.sklearn import ZooImputer
+
+
+def scaled_rmse(imputed, complete, observed):
+    span = complete.max(axis=0) - complete.min(axis=0)
+    return float(np.sqrt((((imputed - complete) / span)[~observed] ** 2).mean()))
+
+
+def test_simplex_least_squares_finds_the_best_convex_combination():
+    rng = np.random.default_rng(0)
+    for trial in range(5):
+        predictions = rng.normal(size=(200, 3))
+        target = predictions @ np.array([0.6, 0.4, -0.3]) + 0.1 * rng.normal(size=200)  # optimum on an edge
+        weights = simplex_least_squares(predictions, target)
+        assert weights.min() >= 0 and abs(weights.sum() - 1) < 1e-12
+        best = ((predictions @ weights - target) ** 2).mean()
+        grid = [np.array([a, b, 1 - a - b]) / 1.0 for a, b in itertools.product(np.linspace(0, 1, 101), repeat=2) if a + b <= 1 + 1e-12]
+        assert best <= min(((predictions @ w - target) ** 2).mean() for w in grid) + 1e-12, trial
+    # identical members: the first one, never a division by zero
+    same = np.ones((10, 2))
+    np.testing.assert_array_equal(simplex_least_squares(same, np.ones(10)), [1.0, 0.0])
+
+
+def copy_and_noise_table(rows=300, seed=0):
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(rows, 3))
+    table = np.column_stack([signal, signal[:, 0] * 2.0 + 1.0, rng.normal(size=rows)])  # column 3 copies 0; 4 is noise
+    observed = rng.random(table.shape) > 0.25
+    return table, observed
+
+
+def test_the_weights_trust_the_member_that_can_use_a_copied_column_and_the_mean_for_noise():
+    table, observed = copy_and_noise_table()
+    auto = keraszoo.get_model("auto", pool=["mean", {"name": "knn", "params": {"n_neighbors": 5}}, "mice"], seed=0)
+    scaled = (table - table.min(0)) / (table.max(0) - table.min(0))
+    auto.fit_arrays(np.where(observed, scaled, 0.0), observed.astype(float))
+    report = auto.report()
+    # the copy (column 3) is a linear function of column 0: MICE's regression recovers it, the mean cannot
+    assert report.loc[3, "weight: mice"] > 0.9, report.loc[3]
+    assert report.loc[0, "weight: mice"] > 0.9, report.loc[0]
+    # (not exact: some rows miss both copies)
+    assert report.loc[3, "rmse: mice"] < 0.6 * report.loc[3, "rmse: mean"]
+    # pure noise: k-NN's average of 5 random neighbours is worse than the mean, so it gets little weight
+    assert report.loc[4, "weight: knn"] < 0.2, report.loc[4]
+    # on the hidden entries the weighting is never worse than any single member, column by column
+    members = report[[f"rmse: {label}" for label in auto.labels]].to_numpy()
+    assert (report["rmse: auto"].to_numpy() <= members.min(axis=1) + 1e-12).all()
+    np.testing.assert_allclose(report[[f"weight: {label}" for label in auto.labels]].sum(axis=1), 1.0)
+    assert (report["validated entries"] > 0).all()
+
+
+def test_auto_beats_each_member_on_a_real_table_and_keeps_observed_values():
+    x = load_breast_cancer().data
+    observed = np.random.default_rng(0).random(x.shape) > 0.2
+    incomplete = np.where(observed, x, np.nan)
+    pool = ["mean", "knn", "mice"]
+    auto = ZooImputer("auto", pool=pool, seed=0).fit(incomplete)
+    imputed = auto.transform(incomplete)
+    np.testing.assert_array_equal(imputed[observed], x[observed])
+    errors = {name: scaled_rmse(ZooImputer(name).fit(incomplete).transform(incomplete), x, observed) for name in pool}
+    ours = scaled_rmse(imputed, x, observed)
+    # measured: auto 0.0548, mice 0.0554, knn 0.0822, mean 0.1505
+    assert ours < min(errors.values()), (ours, errors)
+
+
+def test_new_rows_are_imputed_by_the_fitted_members_without_refitting():
+    table, observed = copy_and_noise_table(rows=360, seed=1)
+    incomplete = np.where(observed, table, np.nan)
+    auto = ZooImputer("auto", pool=["mean", "knn", "mice"], rounds=1, seed=0).fit(incomplete[:300])
+    members = list(auto.model_.members_)
+    new = incomplete[300:]
+    alone = auto.transform(new)
+    together = auto.transform(incomplete)[300:]
+    np.testing.assert_allclose(alone, together, rtol=0, atol=1e-12)  # each row's imputation depends on that row alone
+    assert all(a is b for a, b in zip(members, auto.model_.members_))
+    assert not np.isnan(alone).any()
+
+
+def test_a_seed_gives_the_same_weights_and_another_seed_other_hidden_entries():
+    table, observed = copy_and_noise_table(rows=200, seed=2)
+    incomplete = np.where(observed, table, np.nan)
+    fit = lambda seed: ZooImputer("auto", pool=["mean", "knn"], rounds=1, seed=seed).fit(incomplete).model_  # noqa: E731
+    np.testing.assert_array_equal(fit(3).weights_, fit(3).weights_)
+    assert not np.array_equal(fit(3).validation_rmse_, fit(4).validation_rmse_)
+
+
+def test_bad_pools_and_parameters_are_refused_with_a_clear_error():
+    cases = [
+        ({"pool": []}, "empty"),
+        ({"pool": "mean"}, "list of model names"),
+        ({"pool": ["no_such_model"]}, "unknown model"),
+        ({"pool": ["auto"]}, "itself"),
+        ({"pool": ["misconv_zero"]}, "classifier"),
+        ({"pool": ["dmfa"]}, "not tables"),
+        ({"pool": [{"name": "knn", "params": {"k": 3}}]}, "valid parameters"),
+        ({"pool": [{"name": "knn", "fit": {"iterations": 3}}]}, "takes no training parameters"),
+        ({"pool": [{"name": "knn", "extra": 1}]}, "unknown key"),
+        ({"rounds": 0}, "rounds"),
+        ({"hidden_fraction": 1.0}, "hidden_fraction"),
+    ]
+    for params, message in cases:
+        with pytest.raises(ValueError, match=message):
+            keraszoo.get_model("auto", **params)
+
+
+def test_columns_too_sparse_to_validate_take_the_pooled_weights():
+    table, observed = copy_and_noise_table(rows=120, seed=3)
+    observed[:, 2] = False
+    observed[5, 2] = True  # one observed value: nothing can be held out in column 2
+    auto = keraszoo.get_model("auto", pool=["mean", "mice"], rounds=1, seed=0)
+    auto.fit_arrays(np.where(observed, table, 0.0), observed.astype(float))
+    report = auto.report()
+    assert report.loc[2, "validated entries"] == 0 and np.isnan(report.loc[2, "rmse: auto"])
+    np.testing.assert_allclose(report.loc[2, ["weight: mean", "weight: mice"]].sum(), 1.0)
+
+
+def test_the_report_plots_each_columns_weights():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table, observed = copy_and_noise_table(rows=100, seed=4)
+    auto = keraszoo.get_model("auto", pool=["mean", "knn"], rounds=1, seed=0)
+    auto.fit_arrays(np.where(observed, table, 0.0), observed.astype(float))
+    figure = auto.plot_report(column_names=list("abcde"))
+    bars = [patch for patch in figure.axes[0].patches]
+    assert len(bars) == 2 * 5
+    np.testing.assert_allclose(sorted(b.get_height() for b in bars), sorted(auto.weights_.ravel()))
+
+
+def test_export_combines_the_members_and_leaves_out_those_without_a_graph(tmp_path):
+    import tensorflow as tf
+
+    from serving.export import export
+
+    x = load_breast_cancer().data[:300, :8]
+    incomplete = np.where(np.random.default_rng(5).random(x.shape) < 0.2, np.nan, x)
+    pool = [
+        "mean",
+        {"name": "gain", "fit": {"iterations": 60, "batch_size": 32}},
+        {"name": "mice", "params": {"sample_posterior": True}},
+    ]
+    auto = ZooImputer("auto", pool=pool, rounds=1, seed=0).fit(incomplete)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = export(auto, str(tmp_path), "auto")
+    assert any("mice" in str(w.message) and "left out" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept, weights = auto.model_.exported_members()
+    # GAIN (a Keras model: its variables travel in the SavedModel) and the mean; MICE left out
+    assert [auto.model_.labels[m] for m in kept] == ["mean", "gain"], auto.model_.report()
+    # in memory with the same (exported) weights: mean and GAIN only
+    rows = incomplete[:40]
+    scaled, mask = auto._scaled(rows, ~np.isnan(rows))
+    expected_scaled = sum(
+        weights[:, i] * np.asarray(auto.model_._member_imputation(auto.model_.members_[m], np.nan_to_num(scaled), mask))
+        for i, m in enumerate(kept)
+    )
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["serving_default"](x=tf.constant(rows, tf.float32))["imputed"].numpy()
+    observed = ~np.isnan(rows)
+    np.testing.assert_array_equal(out[observed], rows[observed].astype(np.float32))
+    expected = expected_scaled * auto.scaler_.data_range_ + auto.scaler_.data_min_
+    np.testing.assert_allclose(out[~observed], expected[~observed], rtol=1e-4, atol=1e-4 * auto.scaler_.data_range_.max())
+
+
+def test_export_without_left_out_members_equals_the_in_memory_transform(tmp_path):
+    import tensorflow as tf
+
+    from serving.export import export
+
+    x = load_breast_cancer().data[:300, :8]
+    incomplete = np.where(np.random.default_rng(6).random(x.shape) < 0.2, np.nan, x)
+    auto = ZooImputer("auto", pool=["mean", "knn", "mice"], rounds=1, seed=0).fit(incomplete)
+    loaded = tf.saved_model.load(export(auto, str(tmp_path), "auto"))
+    rows = incomplete[:50]
+    out = loaded.signatures["serving_default"](x=tf.constant(rows, tf.float32))["imputed"].numpy()
+    np.testing.assert_allclose(out, auto.transform(rows), rtol=1e-5, atol=1e-5)
