@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench peers clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,5 +25,17 @@ bench: $(STAMP)
 	$(PY) -m training.benchmark --models mean,knn,mice,missforest,matrix,em,gain --datasets spam,letter,credit --miss-rate 0.2 --seeds 5
 	$(PY) -m training.speed
 
+# The peer imputers the `auto` benchmark compares with (training/peer_worker.py), in their own
+# environment: HyperImpute needs pandas < 3 (under pandas 3 it silently returns mean imputation), the
+# project runs on pandas 3; miceforest 6.0.5 calls a private LightGBM method that 4.6 changed.
+PEERS := .venv-peers
+peers: $(PEERS)/.installed
+
+$(PEERS)/.installed:
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet "hyperimpute==0.1.17" "miceforest==6.0.5" "lightgbm<4.6" "pandas<3"
+	touch $@
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(PEERS) build *.egg-info

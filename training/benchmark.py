@@ -82,6 +82,11 @@ Switches (see ../shared/notes/reference-implementations.md, section 8, for the p
   their initial weights without a seed of their own repeats exactly too).
   Scores are reported as mean ± sample standard deviation over seeds (ddof = 1), with the number of
   seeds beside it: "0.0528 ± 0.0011 (n=5)" (one seed: "0.0528 (n=1)", no ±).
+* `--peers hyperimpute,miceforest` -- imputers outside the zoo, run on the same masks and scored the
+  same way, listed as "NAME (peer)": `training/peer_worker.py` runs them in `.venv-peers` (`make
+  peers`; HyperImpute needs pandas < 3), a subprocess per run; the results file names their versions.
+  Tables under the transductive protocol only (they impute the table they are fitted on). Their fit
+  time is their own fit-and-impute call, timed inside the worker.
 
 Images (under an image mechanism, or MCAR on an image data set without --dims): a deep model that takes images (`"image" in
 get_model_class(name).example_kinds`) gets them as [N, H, W, 1] arrays (NaN at missing pixels; the
@@ -279,6 +284,11 @@ def build_parser(prog="python -m training.benchmark"):
         action="store_true",
         help=f"round the imputations of columns with fewer than {DISCRETE_MAX_LEVELS} distinct observed values, as GAIN's reference code does",
     )
+    parser.add_argument(
+        "--peers", default="", metavar="P1,P2",
+        help="peer imputers outside the zoo, run on the same masks by training/peer_worker.py in .venv-peers (make peers): "
+        "hyperimpute, miceforest; tables under the transductive protocol only (listed as 'NAME (peer)')",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     parser.add_argument(
@@ -332,7 +342,24 @@ def parse_args(argv=None, prog="python -m training.benchmark"):
             parser.error(f"--label-feature {d}: not one of --datasets ({', '.join(args.datasets)})")
     args.overrides = parse_overrides(parser, args.set, args.models)
     _check_model_kinds(parser, args)
+    _add_peers(parser, args)
     return args
+
+
+def _add_peers(parser, args):
+    """Append the --peers to the models as 'NAME (peer)'; `args.peer_models` maps each to its method."""
+    peers = _unique(p.strip() for p in (args.peers or "").split(",") if p.strip())
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        parser.error(f"unknown peer(s) {', '.join(unknown)}; available: {', '.join(PEERS)}")
+    if peers and (args.protocol != "transductive" or args.mechanism in IMAGE_MECHANISMS):
+        parser.error("--peers run on tables under the transductive protocol only (they impute the table they are fitted on)")
+    if peers and not os.path.exists(peers_python()):
+        parser.error(f"--peers needs the peers' environment: {peers_python()} is missing (run `make peers`, or set KERASZOO_PEERS_PYTHON)")
+    args.peer_models = {f"{p} (peer)": p for p in peers}
+    args.models = args.models + list(args.peer_models)
+    for label in args.peer_models:
+        args.overrides[label] = {}
 
 
 def _check_model_kinds(parser, args):
@@ -358,7 +385,8 @@ def image_only_models(args):
     """The deep models among --models that take images and no tables."""
     from keraszoo.registry import get_model_class, is_deep
 
-    return [m for m in args.models if is_deep(registered_name(m)) and "table" not in get_model_class(registered_name(m)).example_kinds]
+    zoo = [m for m in args.models if m not in getattr(args, "peer_models", {})]
+    return [m for m in zoo if is_deep(registered_name(m)) and "table" not in get_model_class(registered_name(m)).example_kinds]
 
 
 def registered_name(model):
@@ -658,7 +686,6 @@ def run_one(model, params, truth, seed, miss_rate, settings=None, dims=None, dat
     the first `dims` columns (None: all). `dataset`: its name (for `--miss-rate emflow`).
     Classifiers: `run_classifier`. `callbacks`: Keras callbacks for a deep model's training (progress).
     """
-    from keraszoo import metrics
     from keraszoo.sklearn import ZooImputer
 
     s = _settings(settings)
@@ -673,6 +700,13 @@ def run_one(model, params, truth, seed, miss_rate, settings=None, dims=None, dat
         imputer.fit(model_input[fit_rows], callbacks=callbacks)
         seconds = time.perf_counter() - start
         imputed = imputer.transform(model_input[scored_rows])
+    return score_imputation(truth, mask, imputed, fit_rows, scored_rows, s), seconds, float(1.0 - mask.mean(dtype=np.float64))
+
+
+def score_imputation(truth, mask, imputed, fit_rows, scored_rows, s):
+    """The run's score (`s["metric"]`) of `imputed` (the scored rows) against `truth` on the removed entries."""
+    from keraszoo import metrics
+
     imputed = np.asarray(imputed).reshape(len(imputed), -1)  # images [rows, H, W, 1] back to rows of pixels
     incomplete = np.where(mask == 1, truth, np.nan)
     if s["round_discrete"]:
@@ -682,8 +716,41 @@ def run_one(model, params, truth, seed, miss_rate, settings=None, dims=None, dat
         rows = scored_rows if s["norm_rows"] == "scored" else slice(None)
         statistics = metrics.scaling_statistics(truth[rows], mask[rows], normalize=s["norm"], source=s["norm_source"])
     score_fn = {"rmse": metrics.rmse, "mse": metrics.mse, "mae": metrics.mae}[s["metric"]]
-    score = score_fn(truth[scored_rows], imputed, mask[scored_rows], normalize=s["norm"], statistics=statistics)
-    return score, seconds, float(1.0 - mask.mean(dtype=np.float64))
+    return score_fn(truth[scored_rows], imputed, mask[scored_rows], normalize=s["norm"], statistics=statistics)
+
+
+def run_peer(method, truth, seed, miss_rate, settings=None, dims=None, dataset=None, python=None):
+    """Fit and score a peer imputer (`training/peer_worker.py`, run by the peers' environment's `python`)
+    on the same mask as the zoo's models; returns (score, the peer's own seconds, missing fraction).
+    Transductive only: the peers impute the table they are fitted on."""
+    import json
+    import subprocess
+    import tempfile
+
+    s = _settings(settings)
+    truth, mask, model_input, _, fit_rows, scored_rows = _prepare_run("mean", {}, truth, seed, miss_rate, s, dims, dataset)
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_worker.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(source, x=model_input)
+        done = subprocess.run([python or peers_python(), worker, method, source, target, str(int(seed))], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"peer {method} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-2000:]}")
+        with np.load(target) as out:
+            imputed, seconds, versions = out["imputed"], float(out["seconds"]), json.loads(str(out["versions"]))
+    PEER_VERSIONS.update(versions)
+    return score_imputation(truth, mask, imputed, fit_rows, scored_rows, s), seconds, float(1.0 - mask.mean(dtype=np.float64))
+
+
+#: package versions the peers reported in this process (for the results file)
+PEER_VERSIONS = {}
+PEERS = ("hyperimpute", "miceforest")
+
+
+def peers_python():
+    """The peers' interpreter: $KERASZOO_PEERS_PYTHON, else `.venv-peers/bin/python` (`make peers`)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("KERASZOO_PEERS_PYTHON") or os.path.join(root, ".venv-peers", "bin", "python")
 
 
 def run_classifier(model, params, truth, labels, seed, miss_rate, settings=None, dims=None, dataset=None):
@@ -1077,7 +1144,13 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}. Total wall time: {elapsed / 60:.1f} min.",
+        f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}. Total wall time: {elapsed / 60:.1f} min."
+        + (
+            f" Peers ({', '.join(getattr(args, 'peer_models', {}))}) ran on the same masks in `.venv-peers` (`make peers`), with "
+            + ", ".join(f"{k} {v}" for k, v in sorted(PEER_VERSIONS.items()))
+            + "; their fit time is their own fit-and-impute call, without their interpreter's start-up."
+            if getattr(args, "peer_models", None) else ""
+        ),
         "",
         "Protocol: "
         + (f"{mech} over the whole table" if s["mechanism"] == "mcar" else mech if s["mechanism"] in IMAGE_MECHANISMS else f"{mech} masks")
@@ -1334,7 +1407,9 @@ def main(argv=None, prog="python -m training.benchmark"):
         progress.start(label)
         classify = model in args.classifiers
         try:
-            if classify:
+            if model in args.peer_models:
+                score, seconds, missing = run_peer(args.peer_models[model], tables[dataset], seed, rate, settings, dims, dataset)
+            elif classify:
                 score, seconds, missing = run_classifier(
                     registered_name(model), args.overrides[model], tables[dataset], labels[dataset], seed, rate, settings, dims, dataset
                 )

@@ -187,3 +187,15 @@ def test_export_without_left_out_members_equals_the_in_memory_transform(tmp_path
     rows = incomplete[:50]
     out = loaded.signatures["serving_default"](x=tf.constant(rows, tf.float32))["imputed"].numpy()
     np.testing.assert_allclose(out, auto.transform(rows), rtol=1e-5, atol=1e-5)
+
+
+def test_save_and_load_keep_a_deep_member(tmp_path):
+    x = load_breast_cancer().data[:200, :6]
+    incomplete = np.where(np.random.default_rng(0).random(x.shape) < 0.2, np.nan, x)
+    auto = ZooImputer("auto", pool=["mean", {"name": "gain", "fit": {"iterations": 30}}], rounds=1).fit(incomplete)
+    auto.save(str(tmp_path / "auto"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras: a custom compile() is not restored (not needed to impute)
+        loaded = ZooImputer.load(str(tmp_path / "auto"))
+    np.testing.assert_array_equal(loaded.transform(incomplete), auto.transform(incomplete))
+    assert type(loaded.model_.members_[1]).__name__ == "GAIN"
