@@ -8,7 +8,8 @@ Per-column stacking (issue #17). `fit_arrays(x, mask)`:
    weighted imputation on the entries hidden in all rounds (`weights.simplex_least_squares`). A column
    with no hidden entry (fewer than two observed values) takes the weights learned on all columns'
    hidden entries together.
-3. Refit every member on the whole table.
+3. Refit on the whole table every member that some column trusts (a member with weight 0 in every
+   column is dropped: `members_` holds None in its place, and `report()` still lists it).
 
 `impute` then returns, per column, the weighted sum of the refitted members' imputations, with the
 observed entries untouched. It is inductive: new rows go through the fitted members and weights, and
@@ -17,6 +18,12 @@ nothing is refitted (HyperImpute's `transform` refits on whatever it is given).
 On the hidden validation entries the weights are never worse than the column's best single member
 (each member alone is a feasible weighting). `report()` gives, per column, the weights and each
 member's validation RMSE; `plot_report()` draws the weights.
+
+Cost: a fit is `rounds` fits of every member plus one of each trusted member. `rounds=None` (the
+default) takes as many rounds as give the median column `MIN_VALIDATION` (200) hidden entries, at
+most 5: one on the large benchmark tables (letter's columns hide about 3,200 entries each), three on
+breast cancer (569 rows), where a single round's 91 entries per column gave noisier weights (scaled
+RMSE 0.0566 against MICE's 0.0554 on 20% MCAR; three rounds: 0.0543).
 
 Pool: the default is mean, KNN, MICE, MissForest, SoftImpute ("matrix"), EM and GAIN. An entry is a
 registered imputer's name or ``{"name": ..., "params": {...}, "fit": {...}}`` (constructor parameters,
@@ -27,6 +34,7 @@ graph. Members without one (MICE with ``sample_posterior=True``) are left out of
 with a warning that names them; each column's weights are then renormalised over the members kept (a
 column that trusted only left-out members takes its best kept member by validation error).
 """
+import math
 import warnings
 
 import numpy as np
@@ -37,6 +45,8 @@ from keraszoo.models.classical.base import ClassicalImputer
 from keraszoo.registry import get_model, get_model_class, is_deep, model_parameters, model_task, register_model
 
 DEFAULT_POOL = ("mean", "knn", "mice", "missforest", "matrix", "em", "gain")
+MIN_VALIDATION = 200  # hidden entries the median column should get when `rounds` is None ...
+MAX_ROUNDS = 5  # ... in at most this many rounds
 
 
 def member_spec(entry, where="auto"):
@@ -67,9 +77,9 @@ def member_spec(entry, where="auto"):
 class AutoImputer(ClassicalImputer):
     """Per-column stacking over a pool of zoo imputers (see the module docstring)."""
 
-    contract_params = {"pool": ["mean", {"name": "knn", "params": {"n_neighbors": 3}}], "rounds": 1, "hidden_fraction": 0.3, "seed": 1}
+    contract_params = {"pool": ["mean", {"name": "knn", "params": {"n_neighbors": 3}}], "rounds": 2, "hidden_fraction": 0.3, "seed": 1}
 
-    def __init__(self, pool=DEFAULT_POOL, rounds=2, hidden_fraction=0.2, seed=0):
+    def __init__(self, pool=DEFAULT_POOL, rounds=None, hidden_fraction=0.2, seed=0):
         super().__init__()
         if isinstance(pool, (str, dict)) or not hasattr(pool, "__iter__"):
             raise ValueError(f"auto: pool must be a list of model names or member dicts, got {pool!r}")
@@ -77,13 +87,14 @@ class AutoImputer(ClassicalImputer):
         self.members_spec_ = [member_spec(entry) for entry in self.pool]
         if not self.members_spec_:
             raise ValueError("auto: the pool is empty")
-        if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-            raise ValueError(f"auto: rounds must be a positive integer, got {rounds!r}")
+        if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1):
+            raise ValueError(f"auto: rounds must be a positive integer or None (enough for {MIN_VALIDATION} hidden entries a column), got {rounds!r}")
         if isinstance(hidden_fraction, bool) or not isinstance(hidden_fraction, (int, float)) or not 0 < hidden_fraction < 1:
             raise ValueError(f"auto: hidden_fraction must be in (0, 1), got {hidden_fraction!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"auto: seed must be an integer, got {seed!r}")
-        self.rounds, self.hidden_fraction, self.seed = int(rounds), float(hidden_fraction), int(seed)
+        self.rounds = None if rounds is None else int(rounds)
+        self.hidden_fraction, self.seed = float(hidden_fraction), int(seed)
         names = [spec["name"] for spec in self.members_spec_]
         # unique labels for the report: "knn", "knn#2", ...
         self.labels = [name if names[:i].count(name) == 0 else f"{name}#{names[:i].count(name) + 1}" for i, name in enumerate(names)]
@@ -128,7 +139,9 @@ class AutoImputer(ClassicalImputer):
         n_members, d = len(self.members_spec_), x.shape[1]
         predictions = [[] for _ in range(d)]  # per column: [hidden entries, members] blocks
         targets = [[] for _ in range(d)]
-        for _ in range(self.rounds):
+        per_round = self.hidden_fraction * float(np.median(mask.sum(axis=0)))
+        self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
+        for _ in range(self.rounds_):
             hidden = self._hide(mask, rng)
             kept = mask * (1.0 - hidden)
             shown = np.where(kept == 1, x, 0.0)
@@ -157,13 +170,13 @@ class AutoImputer(ClassicalImputer):
         )
         for j in set(range(d)) - set(validated):
             self.weights_[j] = pooled
-        self.members_ = [self._fit_member(spec, x, mask) for spec in self.members_spec_]
+        self.members_ = [self._fit_member(spec, x, mask) if self.weights_[:, m].any() else None for m, spec in enumerate(self.members_spec_)]
 
     # --- imputation -----------------------------------------------------------------------------
     def _impute(self, x, mask):
         total = np.zeros(x.shape)
         for m, member in enumerate(self.members_):
-            if self.weights_[:, m].any():  # a member no column trusts is not run
+            if member is not None:  # None: no column trusts it (not refitted)
                 total += self.weights_[:, m] * self._member_imputation(member, x, mask)
         return total
 
@@ -172,8 +185,9 @@ class AutoImputer(ClassicalImputer):
         """(indices of the members the SavedModel runs, their per-column weights [d, kept]).
 
         Warns naming the members left out (no TensorFlow imputation); raises if none is left."""
-        kept = [m for m, member in enumerate(self.members_) if _exportable(member)]
-        left_out = [self.labels[m] for m in range(len(self.members_)) if m not in kept]
+        trusted = [m for m, member in enumerate(self.members_) if member is not None]
+        kept = [m for m in trusted if _exportable(self.members_[m])]
+        left_out = [self.labels[m] for m in trusted if m not in kept]
         if not kept:
             raise NotImplementedError(f"auto: no pool member can be exported (none of {', '.join(self.labels)} has a TensorFlow imputation)")
         if left_out:
@@ -188,7 +202,7 @@ class AutoImputer(ClassicalImputer):
         return [kept[i] for i in np.flatnonzero(used)], weights[:, used]
 
     def export_variables(self):
-        return [v for member in self.members_ if not isinstance(member, ClassicalImputer) for v in member.variables]
+        return [v for member in self.members_ if member is not None and not isinstance(member, ClassicalImputer) for v in member.variables]
 
     def tf_impute(self, x, mask):
         kept, weights = self.exported_members()

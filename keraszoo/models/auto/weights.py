@@ -2,6 +2,8 @@
 import numpy as np
 from scipy.optimize import minimize
 
+TINY_WEIGHT = 1e-6
+
 
 def simplex_least_squares(predictions, target):
     """The weights w (w >= 0, sum 1) that minimise ``mean((predictions @ w - target)**2)``.
@@ -9,7 +11,8 @@ def simplex_least_squares(predictions, target):
     `predictions` [n, J] (one column per member), `target` [n]. Solved with SLSQP on the J x J Gram
     matrix, started from the best single member; the result is never worse than that member (each
     vertex of the simplex is a feasible point, and the best one is kept when the solver stops short).
-    Ties between members (identical columns) are broken towards the first.
+    Ties between members (identical columns) are broken towards the first. Weights below `TINY_WEIGHT`
+    are set to 0 (then the others renormalised), so a member nothing needs is not run at all.
     """
     predictions = np.asarray(predictions, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
@@ -38,7 +41,7 @@ def simplex_least_squares(predictions, target):
         constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}],
         options={"ftol": 1e-12, "maxiter": 200},
     )
-    weights = np.clip(found.x, 0.0, None)
+    weights = np.where(found.x > TINY_WEIGHT, found.x, 0.0)  # the solver's residues (1e-18) are no weight
     if not np.isfinite(weights).all() or weights.sum() <= 0:
         return start
     weights /= weights.sum()
