@@ -15,9 +15,10 @@ def python_blocks():
         return re.findall(r"<!-- tests/test_readme.py runs this block as written -->\n```python\n(.*?)```", f.read(), re.S)
 
 
-def test_readme_has_the_four_snippets():
+def test_readme_has_the_five_snippets():
     blocks = python_blocks()
-    assert len(blocks) == 4 and any("ZooImputer(" in b for b in blocks) and any("model.fit(make_dataset" in b for b in blocks)
+    assert any('ZooImputer("auto"' in b and "report()" in b for b in blocks)
+    assert len(blocks) == 5 and any("ZooImputer(" in b for b in blocks) and any("model.fit(make_dataset" in b for b in blocks)
     assert any('ZooClassifier(\n    "misconv"' in b and "export(classifier" in b for b in blocks)
     assert any("complete(" in b and "SimpleImputer(" in b for b in blocks)
 
