@@ -22,16 +22,19 @@ import time
 import numpy as np
 
 
-def versions():
+def md_version(package):
+    """The installed version of `package`, or None."""
     import importlib.metadata as md
 
-    found = {}
-    for package in ("hyperimpute", "miceforest", "pandas", "scikit-learn", "torch", "lightgbm", "numpy"):
-        try:
-            found[package] = md.version(package)
-        except md.PackageNotFoundError:
-            pass
-    return found
+    try:
+        return md.version(package)
+    except md.PackageNotFoundError:
+        return None
+
+
+def versions():
+    found = {package: md_version(package) for package in ("hyperimpute", "miceforest", "pandas", "scikit-learn", "torch", "lightgbm", "numpy")}
+    return {package: version for package, version in found.items() if version is not None}
 
 
 def impute(method, x, seed):
@@ -52,12 +55,6 @@ def impute(method, x, seed):
     else:
         raise SystemExit(f"peer_worker: unknown method {method!r} (hyperimpute, miceforest)")
     return np.asarray(out, dtype=np.float64)
-
-
-def md_version(package):
-    import importlib.metadata as md
-
-    return md.version(package)
 
 
 def check(method, x, imputed):

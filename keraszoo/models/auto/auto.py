@@ -155,20 +155,17 @@ class AutoImputer(ClassicalImputer):
         self.validation_rmse_ = np.full((d, n_members), np.nan)
         self.auto_rmse_ = np.full(d, np.nan)
         self.validated_entries_ = np.zeros(d, dtype=np.int64)
-        validated = [j for j in range(d) if predictions[j]]
-        if not validated:
+        # column -> (predictions [hidden entries, members], their true values), over all rounds
+        hidden_entries = {j: (np.concatenate(predictions[j]), np.concatenate(targets[j])) for j in range(d) if predictions[j]}
+        if not hidden_entries:
             raise ValueError("auto.fit: no column has two observed values, so nothing can be held out to learn the weights")
-        for j in validated:
-            p, t = np.concatenate(predictions[j]), np.concatenate(targets[j])
+        for j, (p, t) in hidden_entries.items():
             self.weights_[j] = simplex_least_squares(p, t)
             self.validation_rmse_[j] = np.sqrt(((p - t[:, None]) ** 2).mean(axis=0))
             self.auto_rmse_[j] = np.sqrt(((p @ self.weights_[j] - t) ** 2).mean())
             self.validated_entries_[j] = t.size
-        pooled = simplex_least_squares(
-            np.concatenate([np.concatenate(predictions[j]) for j in validated]),
-            np.concatenate([np.concatenate(targets[j]) for j in validated]),
-        )
-        for j in set(range(d)) - set(validated):
+        pooled = simplex_least_squares(*(np.concatenate(parts) for parts in zip(*hidden_entries.values())))
+        for j in set(range(d)) - set(hidden_entries):
             self.weights_[j] = pooled
         self.members_ = [self._fit_member(spec, x, mask) if self.weights_[:, m].any() else None for m, spec in enumerate(self.members_spec_)]
 
