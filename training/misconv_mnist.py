@@ -25,6 +25,7 @@ Protocol, per task and seed (reference-implementations.md A1.3-A1.5):
 """
 import argparse
 import functools
+import gc
 import os
 import platform
 import shlex
@@ -68,6 +69,18 @@ def train_dmfa(seed, data, dmfa_steps, learning_rate, dmfa_params=None, log=prin
     model.fit_arrays(train_x, mask, train_y, iterations=dmfa_steps, batch_size=48, learning_rate={"dmfa_optimizer": learning_rate, "classifier_optimizer": 1e-3})
     log(f"  seed {seed} DMFA: {dmfa_steps} steps at learning rate {learning_rate:g} ({time.monotonic() - start:.0f} s)")
     return model.dmfa.get_weights()
+
+
+def memory():
+    """The process's resident memory now and at its peak, for the progress lines (Linux; '' elsewhere)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            resident = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return f"RSS {resident / 2**30:.1f} GB, peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GB"
+    except (OSError, ImportError, ValueError):
+        return ""
 
 
 def run_task(task, seed, data, models, classifier_epochs, dmfa_weights=None, wae_epochs=20, dmfa_params=None, log=print):
@@ -118,7 +131,8 @@ def run_task(task, seed, data, models, classifier_epochs, dmfa_weights=None, wae
             results[name] = classify("misconv_zero", completed[0], full_train, completed[1], full_test)
         elif name in ("misconv", "dmfa_mean"):
             continue  # below, sharing one DMFA
-        log(f"  {task} seed {seed} {name}: accuracy {results[name]:.4f} ({time.monotonic() - start:.0f} s)")
+        gc.collect()  # the finished model's graphs and arrays, before the next one allocates its own
+        log(f"  {task} seed {seed} {name}: accuracy {results[name]:.4f} ({time.monotonic() - start:.0f} s; {memory()})")
     wanted = [m for m in ("misconv", "dmfa_mean") if m in models]
     for name in wanted:
         start = time.monotonic()
@@ -127,7 +141,9 @@ def run_task(task, seed, data, models, classifier_epochs, dmfa_weights=None, wae
         model.dmfa.set_weights(dmfa_weights())  # frozen: dmfa_steps=0 trains only the classifier
         model.fit_arrays(train_x, train_mask, train_y, epochs=classifier_epochs, batch_size=24)
         results[name] = accuracy(model, test_x, test_mask)
-        log(f"  {task} seed {seed} {name}: accuracy {results[name]:.4f} ({time.monotonic() - start:.0f} s)")
+        del model
+        gc.collect()
+        log(f"  {task} seed {seed} {name}: accuracy {results[name]:.4f} ({time.monotonic() - start:.0f} s; {memory()})")
     return results
 
 
