@@ -1,8 +1,46 @@
-"""Convex combinations fitted by least squares: the per-column weights of the `auto` imputer."""
+"""Convex combinations fitted by least squares: the per-column weights of the `auto` imputer.
+
+`simplex_least_squares` fits one column's weights on its hidden entries alone. `shrunk_column_weights`
+fits every column at once, each column's squared error plus `strength` pseudo-entries that follow all
+columns' entries pooled, with the strength chosen by two-fold cross-validation on the entries.
+"""
 import numpy as np
 from scipy.optimize import minimize
 
 TINY_WEIGHT = 1e-6
+#: pseudo-entries of the pooled columns added to a column's own (0: no shrinkage; 1e9: the pooled weights)
+STRENGTHS = (0.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 1e9)
+
+
+class Moments:
+    """A least-squares problem's sufficient statistics: Gram matrix, cross products and target square,
+    each a mean over `n` entries, so mean((P @ w - t)**2) = w G w - 2 c w + o."""
+
+    def __init__(self, gram, cross, offset, n):
+        self.gram, self.cross, self.offset, self.n = gram, cross, float(offset), int(n)
+
+    @classmethod
+    def of(cls, predictions, target):
+        predictions = np.asarray(predictions, dtype=np.float64)
+        target = np.asarray(target, dtype=np.float64)
+        n = target.size
+        return cls(predictions.T @ predictions / n, predictions.T @ target / n, target @ target / n, n)
+
+    def mse(self, weights):
+        return max(0.0, float(weights @ self.gram @ weights - 2.0 * self.cross @ weights + self.offset))
+
+    def member_mse(self):
+        return np.maximum(0.0, np.diag(self.gram) - 2.0 * self.cross + self.offset)
+
+    def blend(self, other, strength):
+        """Own entries plus `strength` pseudo-entries distributed as `other`'s."""
+        own = self.n / (self.n + strength)
+        return Moments(
+            own * self.gram + (1 - own) * other.gram,
+            own * self.cross + (1 - own) * other.cross,
+            own * self.offset + (1 - own) * other.offset,
+            self.n,
+        )
 
 
 def simplex_least_squares(predictions, target):
@@ -14,23 +52,23 @@ def simplex_least_squares(predictions, target):
     Ties between members (identical columns) are broken towards the first. Weights below `TINY_WEIGHT`
     are set to 0 (then the others renormalised), so a member nothing needs is not run at all.
     """
-    predictions = np.asarray(predictions, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    n, members = predictions.shape
-    if n == 0:
+    if np.asarray(target).size == 0:
         raise ValueError("simplex_least_squares needs at least one row")
-    errors = ((predictions - target[:, None]) ** 2).mean(axis=0)
+    return simplex_weights(Moments.of(predictions, target))
+
+
+def simplex_weights(moments):
+    """`simplex_least_squares` on a problem's `Moments`."""
+    errors = moments.member_mse()
+    members = errors.size
     best = int(np.argmin(errors))
     start = np.zeros(members)
     start[best] = 1.0
     if members == 1:
         return start
-    gram = predictions.T @ predictions / n
-    cross = predictions.T @ target / n
-    offset = float(target @ target / n)
 
     def objective(w):
-        return float(w @ gram @ w - 2.0 * cross @ w + offset), 2.0 * (gram @ w - cross)
+        return moments.mse(w), 2.0 * (moments.gram @ w - moments.cross)
 
     found = minimize(
         objective,
@@ -45,6 +83,72 @@ def simplex_least_squares(predictions, target):
     if not np.isfinite(weights).all() or weights.sum() <= 0:
         return start
     weights /= weights.sum()
-    if ((predictions @ weights - target) ** 2).mean() > errors[best]:
+    if moments.mse(weights) > errors[best]:
         return start
     return weights
+
+
+def no_worse_than_best_member(weights, moments):
+    """`weights` moved towards the column's own least-squares weights just far enough that its error
+    on the column's entries is at most the best single member's (unchanged when it already is)."""
+    best = float(moments.member_mse().min())
+    if moments.mse(weights) <= best:
+        return weights
+    own = simplex_weights(moments)  # at most `best`, so some point of the segment is
+    low, high = 0.0, 1.0  # bisection on the share of `own`: the error is convex along the segment
+    for _ in range(60):
+        middle = (low + high) / 2
+        if moments.mse((1 - middle) * weights + middle * own) <= best:
+            high = middle
+        else:
+            low = middle
+    mixed = (1 - high) * weights + high * own
+    return np.where(mixed > TINY_WEIGHT, mixed, 0.0) / np.where(mixed > TINY_WEIGHT, mixed, 0.0).sum()
+
+
+def shrunk_column_weights(columns, seed=0, strengths=STRENGTHS):
+    """Per-column weights that borrow strength from all columns: (weights {column: [J]}, pooled
+    weights [J], the strength chosen).
+
+    `columns` maps a column to its hidden entries (predictions [n_j, J], true values [n_j]). Column j's
+    weights minimise its own mean squared error blended with `strength` pseudo-entries distributed as
+    all columns' entries pooled (`Moments.blend`): a column with few entries leans on the pooled
+    weights, one with many on its own. The strength is the one of `strengths` with the lowest squared
+    error summed over all entries in two-fold cross-validation (each column's entries split at random
+    in two halves, fitted on one and scored on the other, both ways); 0 is plain per-column least
+    squares. Each column's weights are then moved back towards its own least squares just far enough
+    to be no worse than its best single member on its entries (`no_worse_than_best_member`).
+    """
+    rng = np.random.default_rng(seed)
+    halves = {j: rng.permutation(t.size) % 2 == 0 for j, (_, t) in columns.items()}
+    folds = []
+    for fold in (True, False):
+        fit = {j: Moments.of(p[halves[j] == fold], t[halves[j] == fold]) for j, (p, t) in columns.items() if (halves[j] == fold).any()}
+        score = {j: Moments.of(p[halves[j] != fold], t[halves[j] != fold]) for j, (p, t) in columns.items() if (halves[j] != fold).any()}
+        folds.append((fit, score, pooled_moments(fit.values())))
+    losses = []
+    for strength in strengths:
+        loss = 0.0
+        for fit, score, pooled in folds:
+            pooled_weights = simplex_weights(pooled)
+            for j, moments in score.items():
+                weights = simplex_weights(fit[j].blend(pooled, strength)) if j in fit else pooled_weights
+                loss += moments.n * moments.mse(weights)
+        losses.append(loss)
+    strength = strengths[int(np.argmin(losses))]  # ties: the weaker shrinkage (listed first)
+    own = {j: Moments.of(p, t) for j, (p, t) in columns.items()}
+    pooled = pooled_moments(own.values())
+    weights = {j: no_worse_than_best_member(simplex_weights(moments.blend(pooled, strength)), moments) for j, moments in own.items()}
+    return weights, simplex_weights(pooled), strength
+
+
+def pooled_moments(parts):
+    """The `Moments` of several problems' entries taken together."""
+    parts = list(parts)
+    n = sum(m.n for m in parts)
+    return Moments(
+        sum(m.gram * m.n for m in parts) / n,
+        sum(m.cross * m.n for m in parts) / n,
+        sum(m.offset * m.n for m in parts) / n,
+        n,
+    )
