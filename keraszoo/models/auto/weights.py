@@ -103,7 +103,9 @@ def no_worse_than_best_member(weights, moments):
         else:
             low = middle
     mixed = (1 - high) * weights + high * own
-    return np.where(mixed > TINY_WEIGHT, mixed, 0.0) / np.where(mixed > TINY_WEIGHT, mixed, 0.0).sum()
+    mixed = np.where(mixed > TINY_WEIGHT, mixed, 0.0)
+    mixed /= mixed.sum()
+    return mixed if moments.mse(mixed) <= best else own  # (dropping the residues may cost a hair)
 
 
 def shrunk_column_weights(columns, seed=0, strengths=STRENGTHS):
