@@ -42,6 +42,8 @@ best single member: 0.0470); two rounds cost about three quarters of three.
 Pool: the default is mean, KNN, MICE, MissForest, SoftImpute ("matrix"), EM and GAIN. An entry is a
 registered imputer's name or ``{"name": ..., "params": {...}, "fit": {...}}`` (constructor parameters,
 and a deep member's training parameters); members that take a `seed` get the model's unless given.
+`iterative_select` (HyperImpute-style learner selection per column inside chained equations) is an
+optional member: several times MissForest's fit, so not in the default pool.
 
 Export: the SavedModel combines the members' TensorFlow imputations with the learned weights in one
 graph. Members without one (MICE with ``sample_posterior=True``) are left out of the exported pool
