@@ -30,7 +30,7 @@ SETTINGS = {
 
 def main(argv=None):
     mode, tables, seeds = (sys.argv[1:] if argv is None else argv)
-    cache, spent = {}, []
+    cache, spent, single_rmse = {}, [], {}
     fit_member = AutoImputer._fit_member
 
     def cached(self, spec, x, mask):
@@ -56,12 +56,12 @@ def main(argv=None):
                 spent.clear()
                 auto = AutoImputer(seed=seed, **setting).fit_arrays(shown, mask)
                 rmse = np.sqrt(((auto.impute(shown, mask) - x)[mask == 0] ** 2).mean())
-                single = {}
                 for key, (member, _) in cache.items():
-                    if key[3] == whole:
+                    if key[3] == whole and key not in single_rmse:  # each member refitted on the whole table, scored once
                         deep = key[0] == "gain"
                         imputed = member.impute(shown.astype(np.float32), mask.astype(np.float32)) if deep else member.impute(shown, mask)
-                        single[key[0]] = np.sqrt(((np.asarray(imputed, float) - x)[mask == 0] ** 2).mean())
+                        single_rmse[key] = np.sqrt(((np.asarray(imputed, float) - x)[mask == 0] ** 2).mean())
+                single = {key[0]: rmse for key, rmse in single_rmse.items() if key[3] == whole}
                 best = min(single.items(), key=lambda kv: kv[1]) if single else None
                 kept = [auto.labels[m] for m, member in enumerate(auto.members_) if member is not None]
                 print(

@@ -76,10 +76,10 @@ def memory():
     try:
         import resource
 
-        with open("/proc/self/statm") as f:
-            resident = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        return f"RSS {resident / 2**30:.1f} GB, peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GB"
-    except (OSError, ImportError, ValueError):
+        from serving.soak import rss_kb
+
+        return f"RSS {rss_kb(os.getpid()) / 2**20:.1f} GB, peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GB"
+    except (ImportError, TypeError):  # no resource module, or no /proc (rss_kb gives None)
         return ""
 
 

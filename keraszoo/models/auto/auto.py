@@ -56,7 +56,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from keraszoo.models.auto.weights import STRENGTHS, shrunk_column_weights, simplex_least_squares
+from keraszoo.models.auto.weights import STRENGTHS, Moments, shrunk_column_weights, simplex_weights
 from keraszoo.models.classical.base import ClassicalImputer
 from keraszoo.registry import get_model, get_model_class, is_deep, model_parameters, model_task, register_model
 
@@ -220,10 +220,12 @@ class AutoImputer(ClassicalImputer):
         """
         if self.prune_tolerance is None or len(active) < 2:
             return list(active)
-        total = sum(t.size for _, t in hidden_entries.values())
+        columns = [Moments.of(p[:, active], t) for p, t in hidden_entries.values()]  # over `active`, once
+        total = sum(m.n for m in columns)
 
         def validation_rmse(members):
-            squared = sum(((p[:, members] @ simplex_least_squares(p[:, members], t) - t) ** 2).sum() for p, t in hidden_entries.values())
+            subsets = [column.subset([active.index(m) for m in members]) for column in columns]
+            squared = sum(sub.n * sub.mse(simplex_weights(sub)) for sub in subsets)
             return float(np.sqrt(squared / total))
 
         limit = (1.0 + self.prune_tolerance) * validation_rmse(active) + 1e-12  # (+: a perfect fit's limit is not 0)

@@ -32,6 +32,11 @@ class Moments:
     def member_mse(self):
         return np.maximum(0.0, np.diag(self.gram) - 2.0 * self.cross + self.offset)
 
+    def subset(self, members):
+        """The same problem restricted to the members (columns of the predictions) `members`."""
+        members = np.asarray(members)
+        return Moments(self.gram[np.ix_(members, members)], self.cross[members], self.offset, self.n)
+
     def blend(self, other, strength):
         """Own entries plus `strength` pseudo-entries distributed as `other`'s."""
         own = self.n / (self.n + strength)
@@ -129,12 +134,12 @@ def shrunk_column_weights(columns, seed=0, strengths=STRENGTHS):
         score = {j: Moments.of(p[halves[j] != fold], t[halves[j] != fold]) for j, (p, t) in columns.items() if (halves[j] != fold).any()}
         folds.append((fit, score, pooled_moments(fit.values())))
     losses = []
+    pooled_weights = [simplex_weights(pooled) for _, _, pooled in folds]  # (for columns a fold does not fit)
     for strength in strengths:
         loss = 0.0
-        for fit, score, pooled in folds:
-            pooled_weights = simplex_weights(pooled)
+        for (fit, score, pooled), fold_pooled_weights in zip(folds, pooled_weights):
             for j, moments in score.items():
-                weights = simplex_weights(fit[j].blend(pooled, strength)) if j in fit else pooled_weights
+                weights = simplex_weights(fit[j].blend(pooled, strength)) if j in fit else fold_pooled_weights
                 loss += moments.n * moments.mse(weights)
         losses.append(loss)
     strength = strengths[int(np.argmin(losses))]  # ties: the weaker shrinkage (listed first)

@@ -90,9 +90,10 @@ class IterativeSelectImputer(ClassicalImputer):
 
     def _select(self, features, target):
         """(the candidate with the lowest cross-validated MSE, {candidate: its MSE})."""
-        if target.size < 2 * self.folds or len(self.candidates) == 1:
-            name = "linear" if "linear" in self.candidates or target.size < 2 * self.folds else self.candidates[0]
-            return name, {}
+        if target.size < 2 * self.folds:
+            return "linear", {}
+        if len(self.candidates) == 1:
+            return self.candidates[0], {}
         errors = {}
         splits = list(KFold(n_splits=self.folds, shuffle=True, random_state=self.random_state).split(features))
         for name in self.candidates:
@@ -104,10 +105,10 @@ class IterativeSelectImputer(ClassicalImputer):
         return min(self.candidates, key=lambda name: errors[name]), errors
 
     def _fit(self, x, mask):
+        # our own loop, not IterativeImputer: that takes one estimator for every column
         observed = mask == 1
-        self.start_ = np.array([x[observed[:, j], j].mean() for j in range(x.shape[1])])
-        self.low_ = np.array([x[observed[:, j], j].min() for j in range(x.shape[1])])
-        self.high_ = np.array([x[observed[:, j], j].max() for j in range(x.shape[1])])
+        values = np.where(observed, x, np.nan)  # every column has an observed value (fit_arrays checks)
+        self.start_, self.low_, self.high_ = np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
         filled = np.where(observed, x, self.start_)
         missing_counts = (~observed).sum(axis=0)
         # every column, complete ones too (as IterativeImputer): new rows may miss what the training rows did not
