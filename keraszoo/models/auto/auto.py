@@ -12,8 +12,21 @@ Per-column stacking (issue #17). `fit_arrays(x, mask)`:
    strength is chosen by two-fold cross-validation over the hidden entries, from 0 (each column alone)
    to 1e9 (the pooled weights everywhere). A column with no hidden entry (fewer than two observed
    values) takes the pooled weights.
-3. Refit on the whole table every member that some column trusts (a member with weight 0 in every
+3. Spare the final fit of the costliest members the weights can do without (``refit_tolerance``,
+   0.2% by default): in decreasing order of their measured fit time, a member goes when the weights
+   re-solved without it keep the validation RMSE over all hidden entries within (1 + refit_tolerance)
+   of the full weights' and every column no worse than its best member (`spared_` names them). On
+   breast cancer (seed 0, 20% MCAR) it spared GAIN, MICE and KNN: the fit took 36.5 s instead of 43.4 s
+   and the test RMSE moved from 0.04721 to 0.04722. On spam it spared GAIN.
+4. Refit on the whole table every member that some column trusts (a member with weight 0 in every
    column is dropped: `members_` holds None in its place, and `report()` still lists it).
+
+Every member's imputation of a column is clipped to the column's observed range, in the validation
+rounds (the round's observed entries) as in `impute` and the export (the fitting table's): a linear
+member's extrapolation otherwise decides a heavy-tailed column. On spam (seed 0, 20% MCAR) MICE
+imputed 1.92 for a capital_run_length_average whose largest observed value is 1 (min-max units),
+while it had won that column's validation entries by predicting their largest value best; that one
+entry lost the table to MissForest.
 
 Optional pruning (``prune_tolerance``, off by default): after the first round, and again after the
 last, members go while the validation RMSE of the rest (over all hidden entries) stays within
@@ -51,6 +64,7 @@ with a warning that names them; each column's weights are then renormalised over
 column that trusted only left-out members takes its best kept member by validation error).
 """
 import math
+import time
 import warnings
 
 import numpy as np
@@ -63,6 +77,7 @@ from keraszoo.registry import get_model, get_model_class, is_deep, model_paramet
 DEFAULT_POOL = ("mean", "knn", "mice", "missforest", "matrix", "em", "gain")
 MIN_VALIDATION = 100  # hidden entries the median column should get when `rounds` is None ...
 MAX_ROUNDS = 5  # ... in at most this many rounds
+REFIT_TOLERANCE = 0.002  # default: a member whose loss raises the validation RMSE by at most 0.2% is not refitted
 
 
 def member_spec(entry, where="auto"):
@@ -95,7 +110,7 @@ class AutoImputer(ClassicalImputer):
 
     contract_params = {"pool": ["mean", {"name": "knn", "params": {"n_neighbors": 3}}], "rounds": 2, "hidden_fraction": 0.3, "seed": 1}
 
-    def __init__(self, pool=DEFAULT_POOL, rounds=None, hidden_fraction=0.2, shrinkage="cv", prune_tolerance=None, seed=0):
+    def __init__(self, pool=DEFAULT_POOL, rounds=None, hidden_fraction=0.2, shrinkage="cv", prune_tolerance=None, refit_tolerance=REFIT_TOLERANCE, seed=0):
         super().__init__()
         if isinstance(pool, (str, dict)) or not hasattr(pool, "__iter__"):
             raise ValueError(f"auto: pool must be a list of model names or member dicts, got {pool!r}")
@@ -111,18 +126,21 @@ class AutoImputer(ClassicalImputer):
             raise ValueError(f"auto: shrinkage must be 'cv' (chosen by cross-validation) or a number of pseudo-entries >= 0, got {shrinkage!r}")
         if prune_tolerance is not None and (isinstance(prune_tolerance, bool) or not isinstance(prune_tolerance, (int, float)) or not 0 <= prune_tolerance < 1):
             raise ValueError(f"auto: prune_tolerance must be in [0, 1) or None (never prune), got {prune_tolerance!r}")
+        if refit_tolerance is not None and (isinstance(refit_tolerance, bool) or not isinstance(refit_tolerance, (int, float)) or not 0 <= refit_tolerance < 1):
+            raise ValueError(f"auto: refit_tolerance must be in [0, 1) or None (refit every trusted member), got {refit_tolerance!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"auto: seed must be an integer, got {seed!r}")
         self.rounds = None if rounds is None else int(rounds)
         self.hidden_fraction, self.seed = float(hidden_fraction), int(seed)
         self.shrinkage = shrinkage if shrinkage == "cv" else float(shrinkage)
         self.prune_tolerance = None if prune_tolerance is None else float(prune_tolerance)
+        self.refit_tolerance = None if refit_tolerance is None else float(refit_tolerance)
         names = [spec["name"] for spec in self.members_spec_]
         # unique labels for the report: "knn", "knn#2", ...
         self.labels = [name if names[:i].count(name) == 0 else f"{name}#{names[:i].count(name) + 1}" for i, name in enumerate(names)]
 
     def get_config(self):
-        return {"pool": self.pool, "rounds": self.rounds, "hidden_fraction": self.hidden_fraction, "shrinkage": self.shrinkage, "prune_tolerance": self.prune_tolerance, "seed": self.seed}
+        return {"pool": self.pool, "rounds": self.rounds, "hidden_fraction": self.hidden_fraction, "shrinkage": self.shrinkage, "prune_tolerance": self.prune_tolerance, "refit_tolerance": self.refit_tolerance, "seed": self.seed}
 
     # --- fitting --------------------------------------------------------------------------------
     def _new_member(self, spec):
@@ -156,6 +174,15 @@ class AutoImputer(ClassicalImputer):
                 hidden[rng.choice(observed, size=count, replace=False), j] = 1.0
         return hidden
 
+    @staticmethod
+    def _observed_range(x, mask):
+        """Per column, the smallest and largest observed value (-inf, inf where none is observed)."""
+        observed = mask == 1
+        low = np.where(observed, x, np.inf).min(axis=0)
+        high = np.where(observed, x, -np.inf).max(axis=0)
+        none = ~observed.any(axis=0)
+        return np.where(none, -np.inf, low), np.where(none, np.inf, high)
+
     def _fit(self, x, mask):
         rng = np.random.default_rng(self.seed)
         n_members, d = len(self.members_spec_), x.shape[1]
@@ -166,11 +193,18 @@ class AutoImputer(ClassicalImputer):
         self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
         active = list(range(n_members))
         self.member_rounds_ = np.zeros(n_members, dtype=np.int64)  # validation rounds each member ran
+        self.member_seconds_ = np.zeros(n_members)  # their fit-and-impute time over those rounds
         for round_ in range(self.rounds_):
             hidden = self._hide(mask, rng)
             kept = mask * (1.0 - hidden)
             shown = np.where(kept == 1, x, 0.0)
-            imputations = {m: self._member_imputation(self._fit_member(self.members_spec_[m], shown, kept), shown, kept) for m in active}
+            low, high = self._observed_range(x, kept)
+            imputations = {}
+            for m in active:
+                start = time.perf_counter()
+                member = self._fit_member(self.members_spec_[m], shown, kept)
+                imputations[m] = np.clip(self._member_imputation(member, shown, kept), low, high)
+                self.member_seconds_[m] += time.perf_counter() - start
             self.member_rounds_[active] += 1
             for j in range(d):
                 rows = np.flatnonzero(hidden[:, j] == 1)
@@ -187,21 +221,62 @@ class AutoImputer(ClassicalImputer):
         if not hidden_entries:
             raise ValueError("auto.fit: no column has two observed values, so nothing can be held out to learn the weights")
         active = self._prune(hidden_entries, active)
-        self.weights_ = np.zeros((d, n_members))
         self.validation_rmse_ = np.full((d, n_members), np.nan)
-        self.auto_rmse_ = np.full(d, np.nan)
         self.validated_entries_ = np.zeros(d, dtype=np.int64)
-        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
-        column_weights, pooled, self.shrinkage_ = shrunk_column_weights({j: (p[:, active], t) for j, (p, t) in hidden_entries.items()}, self.seed, strengths)
         for j, (p, t) in hidden_entries.items():
             ran = np.isfinite(p)  # a pruned member's RMSE is over the rounds it ran
             self.validation_rmse_[j] = [np.sqrt(((p[ran[:, m], m] - t[ran[:, m]]) ** 2).mean()) for m in range(n_members)]
-            self.weights_[j, active] = column_weights[j]
-            self.auto_rmse_[j] = np.sqrt(((p[:, active] @ self.weights_[j, active] - t) ** 2).mean())
             self.validated_entries_[j] = t.size
-        for j in set(range(d)) - set(hidden_entries):
-            self.weights_[j, active] = pooled
+        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
+        self.weights_, self.shrinkage_ = self._solve_weights(hidden_entries, active, strengths)
+        self.weights_ = self._spare_refits(hidden_entries, active, self.weights_)
+        self.validation_entries_ = hidden_entries  # (for diagnostics; not saved)
+        self.auto_rmse_ = np.full(d, np.nan)
+        for j, (p, t) in hidden_entries.items():
+            used = np.flatnonzero(self.weights_[j])
+            self.auto_rmse_[j] = np.sqrt(((p[:, used] @ self.weights_[j, used] - t) ** 2).mean())
+        self.low_, self.high_ = self._observed_range(x, mask)
         self.members_ = [self._fit_member(spec, x, mask) if self.weights_[:, m].any() else None for m, spec in enumerate(self.members_spec_)]
+
+    def _solve_weights(self, hidden_entries, members, strengths):
+        """([d, pool] weights, zero outside `members`; the shrinkage strength chosen) on the hidden entries."""
+        d, n_members = self.validation_rmse_.shape
+        column_weights, pooled, strength = shrunk_column_weights({j: (p[:, members], t) for j, (p, t) in hidden_entries.items()}, self.seed, strengths)
+        weights = np.zeros((d, n_members))
+        for j in range(d):
+            weights[j, members] = column_weights[j] if j in column_weights else pooled
+        return weights, strength
+
+    def _spare_refits(self, hidden_entries, active, weights):
+        """`weights` re-solved without the costliest trusted members the final fit can spare.
+
+        Members are tried in decreasing order of their measured fit time (`member_seconds_`); one goes
+        when, with the weights re-solved without it (same shrinkage strength), the RMSE over all hidden
+        entries stays within (1 + refit_tolerance) of that of the full weights, and every column stays no
+        worse than its best member of `active` on its entries (the guarantee of the module docstring). A
+        member that goes is not refitted on the whole table. `spared_` lists the labels of those that went.
+        """
+        self.spared_ = []
+        if self.refit_tolerance is None:
+            return weights
+        columns = {j: Moments.of(p[:, active], t) for j, (p, t) in hidden_entries.items()}
+        total = sum(m.n for m in columns.values())
+
+        def squared_error(w):
+            return sum(m.n * m.mse(w[j, active]) for j, m in columns.items())
+
+        limit = (1.0 + self.refit_tolerance) ** 2 * squared_error(weights) + 1e-12 * total
+        best = {j: float(m.member_mse().min()) for j, m in columns.items()}
+        kept = [m for m in active if weights[:, m].any()]
+        for m in sorted(kept, key=lambda m: -self.member_seconds_[m]):
+            if len(kept) == 1:
+                break
+            trial, _ = self._solve_weights(hidden_entries, [k for k in kept if k != m], (self.shrinkage_,))
+            if squared_error(trial) <= limit and all(columns[j].mse(trial[j, active]) <= best[j] + 1e-12 for j in columns):
+                kept.remove(m)
+                weights = trial
+                self.spared_.append(self.labels[m])
+        return weights
 
     @staticmethod
     def _hidden_entries(predictions, targets):
@@ -243,7 +318,7 @@ class AutoImputer(ClassicalImputer):
         total = np.zeros(x.shape)
         for m, member in enumerate(self.members_):
             if member is not None:  # None: no column trusts it (not refitted)
-                total += self.weights_[:, m] * self._member_imputation(member, x, mask)
+                total += self.weights_[:, m] * np.clip(self._member_imputation(member, x, mask), self.low_, self.high_)
         return total
 
     # --- export ---------------------------------------------------------------------------------
@@ -273,18 +348,25 @@ class AutoImputer(ClassicalImputer):
     def tf_impute(self, x, mask):
         kept, weights = self.exported_members()
         total = tf.zeros_like(x)
+        low, high = tf.constant(self.low_, x.dtype), tf.constant(self.high_, x.dtype)
         for i, m in enumerate(kept):
             member = self.members_[m]
             imputed = member.tf_impute(x, mask) if isinstance(member, ClassicalImputer) else member._impute_graph(x, mask)
-            total += tf.constant(weights[:, i], x.dtype) * tf.cast(imputed, x.dtype)
+            total += tf.constant(weights[:, i], x.dtype) * tf.clip_by_value(tf.cast(imputed, x.dtype), low, high)
         return total
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("validation_entries_", None)  # the hidden entries' predictions: diagnostics, not needed to impute
+        return state
 
     # --- the report -----------------------------------------------------------------------------
     def report(self):
         """Per column (index = column number): each member's weight ("weight: name"), its RMSE on the
         hidden validation entries ("rmse: name"), the weighted imputation's ("rmse: auto") and how many
         entries were hidden ("validated entries"), in the model's min-max scaled units. `attrs` holds the
-        shrinkage strength used, the number of rounds and each member's rounds (fewer when pruned)."""
+        shrinkage strength used, the number of rounds, each member's rounds (fewer when pruned) and the
+        members whose final fit was spared ("spared")."""
         import pandas as pd
 
         if not hasattr(self, "weights_"):
@@ -295,7 +377,9 @@ class AutoImputer(ClassicalImputer):
         frame["rmse: auto"] = self.auto_rmse_
         frame["validated entries"] = self.validated_entries_
         frame.index.name = "column"
-        frame.attrs.update(shrinkage=self.shrinkage_, rounds=self.rounds_, member_rounds=dict(zip(self.labels, self.member_rounds_.tolist())))
+        frame.attrs.update(
+            shrinkage=self.shrinkage_, rounds=self.rounds_, member_rounds=dict(zip(self.labels, self.member_rounds_.tolist())), spared=list(self.spared_)
+        )
         return frame
 
     def plot_report(self, ax=None, column_names=None):

@@ -149,7 +149,7 @@ def test_auto_beats_each_member_on_a_real_table_and_keeps_observed_values():
     np.testing.assert_array_equal(imputed[observed], x[observed])
     errors = {name: scaled_rmse(ZooImputer(name).fit(incomplete).transform(incomplete), x, observed) for name in pool}
     ours = scaled_rmse(imputed, x, observed)
-    # measured: auto 0.0539 (2 rounds, the default here, with cross-validated shrinkage), mice 0.0554, knn 0.0822, mean 0.1505
+    # measured: auto 0.0525 (2 rounds, the default here, cross-validated shrinkage, clipped members), mice 0.0554, knn 0.0822, mean 0.1505
     assert auto.model_.rounds_ == 2
     assert ours < min(errors.values()), (ours, errors)
 
@@ -268,9 +268,62 @@ def test_export_without_left_out_members_equals_the_in_memory_transform(tmp_path
     incomplete = np.where(np.random.default_rng(6).random(x.shape) < 0.2, np.nan, x)
     auto = ZooImputer("auto", pool=["mean", "knn", "mice"], rounds=1, seed=0).fit(incomplete)
     loaded = tf.saved_model.load(export(auto, str(tmp_path), "auto"))
-    rows = incomplete[:50]
+    beyond = x[:1].copy()  # a radius three times the largest seen: MICE extrapolates the perimeter past its range
+    beyond[0, 0], beyond[0, 2] = 3 * x[:, 0].max(), np.nan
+    rows = np.vstack([incomplete[:50], beyond])
     out = loaded.signatures["serving_default"](x=tf.constant(rows, tf.float32))["imputed"].numpy()
     np.testing.assert_allclose(out, auto.transform(rows), rtol=1e-5, atol=1e-5)
+    assert out[-1, 2] <= np.nanmax(incomplete[:, 2]) * (1 + 1e-6)  # clipped in the graph as in memory
+
+
+def test_every_member_is_clipped_to_the_observed_range():
+    table, observed = copy_and_noise_table(rows=300, seed=3)
+    low, high = table.min(0), table.max(0)
+    scaled = (table - low) / (high - low)
+    shown, mask = np.where(observed, scaled, 0.0), observed.astype(float)
+    auto = keraszoo.get_model("auto", pool=["mice", "mean"], rounds=1, seed=0).fit_arrays(shown, mask)
+    new = np.array([[2.0, 0.5, 0.5, 0.0, 0.5]])  # column 0 twice its largest value; column 3 copies it
+    new_mask = np.array([[1.0, 1.0, 1.0, 0.0, 1.0]])
+    alone = auto.members_[0].impute(new, new_mask)[0, 3]
+    assert alone > 1.5  # MICE alone extrapolates the copy ...
+    observed_high = scaled[observed[:, 3], 3].max()
+    assert auto.impute(new, new_mask)[0, 3] <= observed_high  # ... auto keeps it within what was observed
+    np.testing.assert_array_equal(auto.high_, [scaled[observed[:, j], j].max() for j in range(5)])
+
+
+def test_the_final_fit_spares_the_costliest_member_the_weights_can_do_without():
+    table, observed = copy_and_noise_table(rows=300, seed=4)
+    scaled = (table - table.min(0)) / (table.max(0) - table.min(0))
+    shown, mask = np.where(observed, scaled, 0.0), observed.astype(float)
+    pool = ["mean", {"name": "knn", "params": {"n_neighbors": 5}}, "mice"]
+    full = keraszoo.get_model("auto", pool=pool, rounds=1, seed=0, refit_tolerance=None).fit_arrays(shown, mask)
+    assert full.spared_ == [] and full.weights_[:, 1].any() and full.weights_[:, 2].any(), full.report()
+    entries = full.validation_entries_
+
+    def spare(tolerance, seconds):  # the rule on the fitted entries, with chosen timings (measured ones vary)
+        full.refit_tolerance, full.member_seconds_ = tolerance, np.array(seconds)
+        return full._spare_refits(entries, [0, 1, 2], full.weights_)
+
+    def squared(weights):
+        return sum(((p @ weights[j] - t) ** 2).sum() for j, (p, t) in entries.items())
+
+    weights = spare(0.2, [0.0, 5.0, 1.0])  # KNN the costliest, a tolerance it can be spared under
+    assert full.spared_ == ["knn"] and not weights[:, 1].any()
+    assert squared(full.weights_) < squared(weights) <= 1.2**2 * squared(full.weights_)
+    for j, (p, t) in entries.items():  # each column still no worse than any member on its entries
+        assert ((p @ weights[j] - t) ** 2).mean() <= min(((p[:, m] - t) ** 2).mean() for m in range(3)) + 1e-12
+    np.testing.assert_array_equal(spare(0.0, [0.0, 5.0, 1.0]), full.weights_)  # nothing the weights need at 0
+    assert full.spared_ == []
+    # through fit: a spared member is fitted in the validation round only, never on the whole table
+    auto = keraszoo.get_model("auto", pool=pool, rounds=1, seed=0, refit_tolerance=0.5)
+    fitted, fit_member = [], auto._fit_member
+    auto._fit_member = lambda spec, x, m: fitted.append(spec["name"]) or fit_member(spec, x, m)
+    auto.fit_arrays(shown, mask)
+    assert auto.spared_, auto.report()
+    for label in auto.spared_:
+        assert auto.members_[auto.labels.index(label)] is None and fitted.count(label) == 1
+    imputed = auto.impute(shown, mask)
+    np.testing.assert_array_equal(imputed[observed], scaled[observed])
 
 
 def test_save_and_load_keep_a_deep_member(tmp_path):

@@ -126,6 +126,15 @@ def shrunk_column_weights(columns, seed=0, strengths=STRENGTHS):
     squares. Each column's weights are then moved back towards its own least squares just far enough
     to be no worse than its best single member on its entries (`no_worse_than_best_member`).
     """
+    own = {j: Moments.of(p, t) for j, (p, t) in columns.items()}
+    pooled = pooled_moments(own.values())
+    strength = strengths[0] if len(strengths) == 1 else _cross_validated_strength(columns, seed, strengths)
+    weights = {j: no_worse_than_best_member(simplex_weights(moments.blend(pooled, strength)), moments) for j, moments in own.items()}
+    return weights, simplex_weights(pooled), strength
+
+
+def _cross_validated_strength(columns, seed, strengths):
+    """The strength of `strengths` with the lowest two-fold cross-validated squared error (see above)."""
     rng = np.random.default_rng(seed)
     halves = {j: rng.permutation(t.size) % 2 == 0 for j, (_, t) in columns.items()}
     folds = []
@@ -142,11 +151,7 @@ def shrunk_column_weights(columns, seed=0, strengths=STRENGTHS):
                 weights = simplex_weights(fit[j].blend(pooled, strength)) if j in fit else fold_pooled_weights
                 loss += moments.n * moments.mse(weights)
         losses.append(loss)
-    strength = strengths[int(np.argmin(losses))]  # ties: the weaker shrinkage (listed first)
-    own = {j: Moments.of(p, t) for j, (p, t) in columns.items()}
-    pooled = pooled_moments(own.values())
-    weights = {j: no_worse_than_best_member(simplex_weights(moments.blend(pooled, strength)), moments) for j, moments in own.items()}
-    return weights, simplex_weights(pooled), strength
+    return strengths[int(np.argmin(losses))]  # ties: the weaker shrinkage (listed first)
 
 
 def pooled_moments(parts):
