@@ -175,10 +175,24 @@ def test_a_seed_gives_the_same_weights_and_another_seed_other_hidden_entries():
     assert not np.array_equal(fit(3).validation_rmse_, fit(4).validation_rmse_)
 
 
+def test_the_named_deep_pool_adds_every_deep_table_imputer_from_the_registry():
+    from keraszoo.models.auto.auto import DEFAULT_POOL
+
+    auto = keraszoo.get_model("auto", pool="deep")
+    names = [spec["name"] for spec in auto.members_spec_]
+    assert names[: len(DEFAULT_POOL)] == list(DEFAULT_POOL)
+    assert {"g2lgn", "miwae", "notmiwae", "emflow", "mcflow", "misgan", "gamin", "datawig"} <= set(names)
+    assert not {"dmfa", "wae", "misconv", "cnn", "auto"} & set(names)  # images only, classifiers, itself
+    assert len(set(names)) == len(names)
+    assert auto.get_config()["pool"] == "deep" and type(auto)(**auto.get_config()).labels == auto.labels
+    assert keraszoo.get_model("auto", pool="default").labels == list(DEFAULT_POOL)
+
+
 def test_bad_pools_and_parameters_are_refused_with_a_clear_error():
     cases = [
         ({"pool": []}, "empty"),
-        ({"pool": "mean"}, "list of model names"),
+        ({"pool": "mean"}, "unknown named pool 'mean'"),
+        ({"pool": {"name": "mean"}}, "list of model names"),
         ({"pool": ["no_such_model"]}, "unknown model"),
         ({"pool": ["auto"]}, "itself"),
         ({"pool": ["misconv_zero"]}, "classifier"),
@@ -192,6 +206,8 @@ def test_bad_pools_and_parameters_are_refused_with_a_clear_error():
         ({"shrinkage": "auto"}, "shrinkage"),
         ({"shrinkage": -1}, "shrinkage"),
         ({"prune_tolerance": "0.01"}, "prune_tolerance"),
+        ({"refit_tolerance": 1.0}, "refit_tolerance"),
+        ({"refit_tolerance": True}, "refit_tolerance"),
     ]
     for params, message in cases:
         with pytest.raises(ValueError, match=message):
