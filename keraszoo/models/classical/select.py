@@ -30,11 +30,17 @@ breast cancer (569 x 30, 20% MCAR, seed 0, min-max scaled, the machine's 2 cores
 jobs): 148 s and scaled RMSE 0.0527 (26 columns chose linear, 3 extra trees, 1 gradient boosting),
 against MissForest's 19 s and 0.0692 and MICE's 2.4 s and 0.0554.
 
-`choices()` lists each column's learner and the candidates' validation errors. Not exportable yet:
-the chain mixes four kinds of regressors, and only MICE's and MissForest's have TensorFlow replays
-(`auto` leaves it out of an exported pool, with a warning).
+`choices()` lists each column's learner and the candidates' validation errors.
+
+Export (`tf_impute`): the fitted chain replayed in TensorFlow, step by step, each step as its learner
+predicts (see `_tf_predict`): Bayesian ridge as a dot product; extra trees and gradient boosting as
+flat node arrays walked to their leaves (extra trees on float32 inputs, as scikit-learn's trees see
+them; gradient boosting on float64, from its baseline); k-NN from its training rows. The steps are
+unrolled in the graph (at most `max_iter` x columns), since consecutive steps may use different kinds
+of learner.
 """
 import numpy as np
+import tensorflow as tf
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
 from sklearn.linear_model import BayesianRidge
 from sklearn.model_selection import KFold
@@ -155,3 +161,127 @@ class IterativeSelectImputer(ClassicalImputer):
             index=pd.Index(sorted(self.chosen_), name="column"),
         )
         return frame
+
+    # --- TensorFlow replay, for SavedModel export -----------------------------------------------
+    @tf.autograph.experimental.do_not_convert
+    def tf_impute(self, x, mask):
+        """`_impute` in TensorFlow (float64 inside, cast to `x.dtype` at the end): start from the
+        column means at missing entries, then every fitted step in order, each predicting its column
+        for the rows missing it from the other columns of the current matrix, clipped to the column's
+        observed range. Each row's result depends on that row alone, as `_impute`'s does."""
+        c = self._eager_constants(self.steps_, self._tf_arrays)
+        observed = tf.cast(mask, tf.float64) > 0
+        filled = tf.where(observed, tf.cast(x, tf.float64), c["start"])
+        missing = tf.logical_not(observed)
+        for s, (j, _) in enumerate(self.steps_):
+            rows = tf.where(missing[:, j])[:, 0]
+            others = tf.gather(tf.gather(filled, rows), c["others"][j], axis=1)
+            values = tf.clip_by_value(self._tf_predict(c, s, others), self.low_[j], self.high_[j])
+            where = tf.stack([rows, tf.fill(tf.shape(rows), tf.constant(j, tf.int64))], axis=1)
+            filled = tf.tensor_scatter_nd_update(filled, where, values)
+        return tf.cast(filled, x.dtype)
+
+    def _tf_arrays(self):
+        """Numpy arrays (and Python values) describing every step, for `_tf_predict` (step s's under "s/...")."""
+        d = self.n_features_
+        arrays = {"start": np.asarray(self.start_, np.float64), "others": [np.delete(np.arange(d), j).astype(np.int32) for j in range(d)]}
+        for s, (j, learner) in enumerate(self.steps_):
+            kind = self.chosen_[j]
+            arrays[f"{s}/kind"] = kind
+            if kind == "linear":
+                arrays[f"{s}/coef"] = np.asarray(learner.coef_, np.float64)
+                arrays[f"{s}/intercept"] = float(learner.intercept_)
+            elif kind == "knn":
+                # KNeighborsRegressor keeps its training rows only in private attributes; a copy of our
+                # own would double the fitted model's memory
+                arrays[f"{s}/reference"] = np.asarray(learner._fit_X, np.float64)
+                arrays[f"{s}/target"] = np.asarray(learner._y, np.float64).ravel()
+                arrays[f"{s}/k"] = min(learner.n_neighbors, learner.n_samples_fit_)
+            else:
+                arrays.update({f"{s}/{key}": value for key, value in _flat_trees(kind, learner).items()})
+        return arrays
+
+    def _tf_predict(self, c, s, others):
+        """Step s's predictions [n] (float64) for `others` [n, d - 1], the current matrix without its column."""
+        kind = c[f"{s}/kind"]
+        if kind == "linear":  # BayesianRidge.predict: X @ coef_ + intercept_
+            return tf.linalg.matvec(others, c[f"{s}/coef"]) + c[f"{s}/intercept"]
+        if kind == "knn":
+            return _tf_knn(others, c[f"{s}/reference"], c[f"{s}/target"], c[f"{s}/k"])
+        return _tf_trees(others, {key: c[f"{s}/{key}"] for key in ("children", "feature", "threshold", "value", "roots", "depth", "base", "scale", "float32_inputs")})
+
+
+def _flat_trees(kind, learner):
+    """A fitted ExtraTreesRegressor's or HistGradientBoostingRegressor's trees as flat node arrays.
+
+    Nodes of all trees numbered globally: `children` [2 * nodes] holds node i's left child at 2i and
+    its right child at 2i + 1 (a leaf's both point to itself, so a walk of `depth` steps ends every
+    tree on its leaf); a row goes left when ``x[feature] <= threshold``. The prediction is
+    ``base + scale * sum of the trees' leaf values``: the average for extra trees (base 0, scale
+    1 / trees), the baseline plus the sum for gradient boosting (scale 1).
+    """
+    children, features, thresholds, values, roots = [], [], [], [], []
+    offset, depth = 0, 0
+    if kind == "extra_trees":
+        trees = []
+        for estimator in learner.estimators_:
+            tree = estimator.tree_
+            leaf = tree.children_left < 0
+            trees.append((leaf, tree.children_left, tree.children_right, tree.feature, tree.threshold, tree.value[:, 0, 0], int(tree.max_depth)))
+        base, scale, float32_inputs = 0.0, 1.0 / len(trees), True  # sklearn's trees predict on a float32 copy of X
+    else:
+        # HistGradientBoostingRegressor keeps its trees and baseline only in private attributes (no public tree API)
+        trees = []
+        for (predictor,) in learner._predictors:
+            nodes = predictor.nodes
+            trees.append((nodes["is_leaf"].astype(bool), nodes["left"], nodes["right"], nodes["feature_idx"], nodes["num_threshold"], nodes["value"], int(nodes["depth"].max())))
+        base, scale, float32_inputs = float(np.ravel(learner._baseline_prediction)[0]), 1.0, False
+    for leaf, left, right, feature, threshold, value, tree_depth in trees:
+        ids = np.arange(leaf.size)
+        children.append(np.stack([np.where(leaf, ids, left), np.where(leaf, ids, right)], axis=1) + offset)
+        features.append(np.where(leaf, 0, feature))  # leaves read column 0, harmlessly
+        thresholds.append(np.where(leaf, 0.0, threshold))
+        values.append(value)
+        roots.append(offset)
+        offset += leaf.size
+        depth = max(depth, tree_depth)
+    if offset >= 2**30:
+        raise NotImplementedError("iterative_select: too many tree nodes to index with int32")
+    return {
+        "children": np.concatenate(children).ravel().astype(np.int32),
+        "feature": np.concatenate(features).astype(np.int32),
+        "threshold": np.concatenate(thresholds).astype(np.float64),
+        "value": np.concatenate(values).astype(np.float64),
+        "roots": np.array(roots, np.int32),
+        "depth": depth,
+        "base": base,
+        "scale": scale,
+        "float32_inputs": float32_inputs,
+    }
+
+
+def _tf_trees(others, t):
+    """`_flat_trees`' prediction for the rows `others` [n, f]: every tree walked `depth` steps."""
+    n, f = tf.shape(others)[0], tf.shape(others)[1]
+    seen = tf.cast(tf.cast(others, tf.float32), tf.float64) if t["float32_inputs"] else others
+    seen = tf.reshape(seen, [-1])
+    row_start = tf.range(n)[:, None] * f
+    node = tf.broadcast_to(t["roots"], [n, tf.size(t["roots"])])  # [rows, trees]
+    for _ in range(t["depth"]):
+        go_right = tf.gather(seen, row_start + tf.gather(t["feature"], node)) > tf.gather(t["threshold"], node)
+        node = tf.gather(t["children"], 2 * node + tf.cast(go_right, tf.int32))
+    return t["base"] + t["scale"] * tf.reduce_sum(tf.gather(t["value"], node), axis=1)
+
+
+def _tf_knn(others, reference, target, k):
+    """KNeighborsRegressor(weights="distance") on Euclidean distances: the k nearest training rows'
+    targets weighted by 1 / distance. scikit-learn gives a row with neighbours at distance 0 the plain
+    average of those; the floor of 1e-12 on the distance does the same to within 1e-9."""
+    squared = (
+        tf.reduce_sum(others**2, axis=1, keepdims=True)
+        - 2.0 * tf.linalg.matmul(others, reference, transpose_b=True)
+        + tf.reduce_sum(reference**2, axis=1)[None, :]
+    )
+    negative, nearest = tf.math.top_k(-tf.maximum(squared, 0.0), k=k)
+    weights = 1.0 / tf.maximum(tf.sqrt(-negative), 1e-12)
+    return tf.reduce_sum(weights * tf.gather(target, nearest), axis=1) / tf.reduce_sum(weights, axis=1)

@@ -46,3 +46,21 @@ def test_bad_parameters_are_refused_with_a_clear_error():
     ]:
         with pytest.raises(ValueError, match=message):
             keraszoo.get_model("iterative_select", **params)
+
+
+@pytest.mark.parametrize("candidates", [["linear"], ["extra_trees"], ["gradient_boosting"], ["knn"], ["linear", "extra_trees", "gradient_boosting", "knn"]])
+def test_the_tensorflow_replay_equals_the_fitted_chain(candidates):
+    import tensorflow as tf
+
+    x = load_breast_cancer().data[:160, :6]
+    x = (x - x.min(0)) / (x.max(0) - x.min(0))
+    observed = np.random.default_rng(2).random(x.shape) > 0.25
+    shown, mask = np.where(observed, x, 0.0), observed.astype(float)
+    model = keraszoo.get_model("iterative_select", candidates=candidates, max_iter=2, n_estimators=5, folds=2)
+    model.fit_arrays(shown[:120], mask[:120])
+    if len(candidates) > 1:
+        assert len(set(model.choices()["chosen"])) > 1, model.choices()  # a mixed chain
+    expected = model.impute(shown, mask)  # 40 new rows and the training rows
+    replayed = model.tf_impute(tf.constant(shown, tf.float64), tf.constant(mask, tf.float64)).numpy()
+    np.testing.assert_allclose(replayed, expected, rtol=0, atol=1e-9)
+    assert model.exportable()
