@@ -213,6 +213,8 @@ class AutoImputer(ClassicalImputer):
         per_round = self.hidden_fraction * float(np.median(mask.sum(axis=0)))
         self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
         active = list(range(n_members))
+        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
+        self.spared_ = []
         self.member_rounds_ = np.zeros(n_members, dtype=np.int64)  # validation rounds each member ran
         self.member_seconds_ = np.zeros(n_members)  # their fit-and-impute time over those rounds
         for round_ in range(self.rounds_):
@@ -248,9 +250,9 @@ class AutoImputer(ClassicalImputer):
             ran = np.isfinite(p)  # a pruned member's RMSE is over the rounds it ran
             self.validation_rmse_[j] = [np.sqrt(((p[ran[:, m], m] - t[ran[:, m]]) ** 2).mean()) for m in range(n_members)]
             self.validated_entries_[j] = t.size
-        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
         self.weights_, self.shrinkage_ = self._solve_weights(hidden_entries, active, strengths)
-        self.weights_ = self._spare_refits(hidden_entries, active, self.weights_)
+        if self.refit_tolerance is not None:
+            self.weights_ = self._spare_refits(hidden_entries, active, self.weights_, self.shrinkage_)
         self.validation_entries_ = hidden_entries  # (for diagnostics; not saved)
         self.auto_rmse_ = np.full(d, np.nan)
         for j, (p, t) in hidden_entries.items():
@@ -261,25 +263,24 @@ class AutoImputer(ClassicalImputer):
 
     def _solve_weights(self, hidden_entries, members, strengths):
         """([d, pool] weights, zero outside `members`; the shrinkage strength chosen) on the hidden entries."""
-        d, n_members = self.validation_rmse_.shape
+        d, n_members = self.n_features_, len(self.members_spec_)
         column_weights, pooled, strength = shrunk_column_weights({j: (p[:, members], t) for j, (p, t) in hidden_entries.items()}, self.seed, strengths)
         weights = np.zeros((d, n_members))
         for j in range(d):
             weights[j, members] = column_weights[j] if j in column_weights else pooled
         return weights, strength
 
-    def _spare_refits(self, hidden_entries, active, weights):
+    def _spare_refits(self, hidden_entries, active, weights, strength):
         """`weights` re-solved without the costliest trusted members the final fit can spare.
 
         Members are tried in decreasing order of their measured fit time (`member_seconds_`); one goes
-        when, with the weights re-solved without it (same shrinkage strength), the RMSE over all hidden
-        entries stays within (1 + refit_tolerance) of that of the full weights, and every column stays no
-        worse than its best member of `active` on its entries (the guarantee of the module docstring). A
-        member that goes is not refitted on the whole table. `spared_` lists the labels of those that went.
+        when, with the weights re-solved without it (same shrinkage `strength`), the RMSE over all hidden
+        entries stays within (1 + refit_tolerance) of that of `weights`, and every column stays no worse
+        than its best member of `active` on its entries (the guarantee of the module docstring). A member
+        that goes is not refitted on the whole table; its label is added to `spared_`. (Sparing members
+        after the first round too would save their later rounds, but the guarantee would then hold for
+        them on the first round's entries only.)
         """
-        self.spared_ = []
-        if self.refit_tolerance is None:
-            return weights
         columns = {j: Moments.of(p[:, active], t) for j, (p, t) in hidden_entries.items()}
         total = sum(m.n for m in columns.values())
 
@@ -292,7 +293,7 @@ class AutoImputer(ClassicalImputer):
         for m in sorted(kept, key=lambda m: -self.member_seconds_[m]):
             if len(kept) == 1:
                 break
-            trial, _ = self._solve_weights(hidden_entries, [k for k in kept if k != m], (self.shrinkage_,))
+            trial, _ = self._solve_weights(hidden_entries, [k for k in kept if k != m], (strength,))
             if squared_error(trial) <= limit and all(columns[j].mse(trial[j, active]) <= best[j] + 1e-12 for j in columns):
                 kept.remove(m)
                 weights = trial

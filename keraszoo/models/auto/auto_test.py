@@ -317,8 +317,8 @@ def test_the_final_fit_spares_the_costliest_member_the_weights_can_do_without():
     entries = full.validation_entries_
 
     def spare(tolerance, seconds):  # the rule on the fitted entries, with chosen timings (measured ones vary)
-        full.refit_tolerance, full.member_seconds_ = tolerance, np.array(seconds)
-        return full._spare_refits(entries, [0, 1, 2], full.weights_)
+        full.refit_tolerance, full.member_seconds_, full.spared_ = tolerance, np.array(seconds), []
+        return full._spare_refits(entries, [0, 1, 2], full.weights_, full.shrinkage_)
 
     def squared(weights):
         return sum(((p @ weights[j] - t) ** 2).sum() for j, (p, t) in entries.items())
