@@ -276,7 +276,8 @@ def _tf_trees(others, t):
 def _tf_knn(others, reference, target, k):
     """KNeighborsRegressor(weights="distance") on Euclidean distances: the k nearest training rows'
     targets weighted by 1 / distance. scikit-learn gives a row with neighbours at distance 0 the plain
-    average of those; the floor of 1e-12 on the distance does the same to within 1e-9."""
+    average of those; here the distance is floored at 1e-12, so they weigh 1e12 each and any other
+    neighbour 1 / its distance: the same average unless another neighbour is within about 1e-6 of it."""
     squared = (
         tf.reduce_sum(others**2, axis=1, keepdims=True)
         - 2.0 * tf.linalg.matmul(others, reference, transpose_b=True)
