@@ -82,6 +82,9 @@ from keraszoo.registry import get_model, get_model_class, is_deep, list_models, 
 
 DEFAULT_POOL = ("mean", "knn", "mice", "missforest", "matrix", "em", "gain")
 NAMED_POOLS = ("default", "deep")
+MIN_VALIDATION = 100  # hidden entries the median column should get when `rounds` is None ...
+MAX_ROUNDS = 5  # ... in at most this many rounds
+REFIT_TOLERANCE = 0.002  # default: a member whose loss raises the validation RMSE by at most 0.2% is not refitted
 
 
 def named_pool(name):
@@ -93,9 +96,6 @@ def named_pool(name):
         deep = [n for n in list_models(kind="deep", task="impute") if n not in DEFAULT_POOL and "table" in get_model_class(n).example_kinds]
         return list(DEFAULT_POOL) + deep
     raise ValueError(f"auto: unknown named pool {name!r} (named pools: {', '.join(NAMED_POOLS)}; or give a list of members)")
-MIN_VALIDATION = 100  # hidden entries the median column should get when `rounds` is None ...
-MAX_ROUNDS = 5  # ... in at most this many rounds
-REFIT_TOLERANCE = 0.002  # default: a member whose loss raises the validation RMSE by at most 0.2% is not refitted
 
 
 def member_spec(entry, where="auto"):
