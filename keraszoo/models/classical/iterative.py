@@ -13,6 +13,7 @@ from sklearn.impute import IterativeImputer
 from sklearn.linear_model import BayesianRidge
 
 from keraszoo.models.classical.base import ClassicalImputer
+from keraszoo.models.classical.trees import flatten_trees, tf_leaf_values
 from keraszoo.registry import register_model
 
 
@@ -287,38 +288,21 @@ class MissForestImputer(_IterativeImputerWrapper):
         All nodes of all trees of all steps, numbered globally: `children` holds node i's left child at
         2i and right child at 2i + 1, `feature` the column (of the full matrix) node i splits on,
         `threshold` and `value` (the leaf's prediction) as fitted; `roots[s]` are step s's tree roots.
-        A leaf is its own child, so walking `max_depth` (the deepest leaf of all) levels from the roots
+        A leaf is its own child, so walking `depth` (the deepest leaf of all) levels from the roots
         ends every (row, tree) pair on its leaf without testing for leaves.
         """
         n_trees = {len(step.estimator.estimators_) for step in sequence}
         if len(n_trees) != 1:
             raise NotImplementedError("missforest: tf_impute needs the same number of trees at every step")
-        children, features, thresholds, values, roots = [], [], [], [], []
-        offset, max_depth = 0, 0
-        for step in sequence:
-            roots.append([])
-            for tree in (t.tree_ for t in step.estimator.estimators_):
-                ids = np.arange(tree.node_count)
-                leaf = tree.children_left < 0
-                pair = np.stack([np.where(leaf, ids, tree.children_left), np.where(leaf, ids, tree.children_right)], axis=1)
-                children.append(pair + offset)
-                # tree features index the step's neighbour columns; leaves read column 0, harmlessly
-                features.append(np.where(leaf, 0, step.neighbor_feat_idx[np.maximum(tree.feature, 0)]))
-                thresholds.append(tree.threshold)
-                values.append(tree.value[:, 0, 0])
-                roots[-1].append(offset)
-                offset += tree.node_count
-                max_depth = max(max_depth, int(tree.max_depth))
-        if 2 * offset >= 2**31:
-            raise NotImplementedError("missforest: too many tree nodes to index with int32")
-        return {
-            "children": np.concatenate(children).ravel().astype(np.int32),
-            "feature": np.concatenate(features).astype(np.int32),
-            "threshold": np.concatenate(thresholds).astype(np.float64),
-            "value": np.concatenate(values).astype(np.float64),
-            "roots": np.array(roots, np.int32),
-            "max_depth": max_depth,
-        }
+        # tree features index the step's neighbour columns: mapped to columns of the full matrix
+        trees = (
+            (tree.children_left < 0, tree.children_left, tree.children_right, step.neighbor_feat_idx[np.maximum(tree.feature, 0)], tree.threshold, tree.value[:, 0, 0], tree.max_depth)
+            for step in sequence
+            for tree in (t.tree_ for t in step.estimator.estimators_)
+        )
+        arrays = flatten_trees(trees, "missforest")
+        arrays["roots"] = np.array(arrays["roots"], np.int32).reshape(len(sequence), -1)
+        return arrays
 
     def _tf_predict(self, c, s, rows):
         """Step s's forest: the average of its trees' leaf values, every tree walked for every row.
@@ -328,12 +312,5 @@ class MissForestImputer(_IterativeImputerWrapper):
         and compared in float64, which reproduces every decision; leaf values and their average stay
         float64 (only the sum over trees may round differently from sklearn's, in the last bit).
         """
-        n, d = tf.shape(rows)[0], self.n_features_
-        seen = tf.reshape(tf.cast(tf.cast(rows, tf.float32), tf.float64), [-1])  # the float32 X sklearn's trees see
-        row_start = tf.range(n)[:, None] * d
-        n_trees = c["roots"].shape[1]
-        node = tf.broadcast_to(c["roots"][s], [n, n_trees])  # [rows, trees]
-        for _ in range(c["max_depth"]):
-            go_right = tf.gather(seen, row_start + tf.gather(c["feature"], node)) > tf.gather(c["threshold"], node)
-            node = tf.gather(c["children"], 2 * node + tf.cast(go_right, tf.int32))
-        return tf.reduce_sum(tf.gather(c["value"], node), axis=1) / n_trees
+        leaves = tf_leaf_values(rows, c["roots"][s], c, float32_inputs=True)
+        return tf.reduce_sum(leaves, axis=1) / c["roots"].shape[1]

@@ -47,6 +47,7 @@ from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsRegressor
 
 from keraszoo.models.classical.base import ClassicalImputer
+from keraszoo.models.classical.trees import flatten_trees, tf_leaf_values
 from keraszoo.registry import register_model
 
 CANDIDATES = ("linear", "extra_trees", "gradient_boosting", "knn")
@@ -208,69 +209,27 @@ class IterativeSelectImputer(ClassicalImputer):
             return tf.linalg.matvec(others, c[f"{s}/coef"]) + c[f"{s}/intercept"]
         if kind == "knn":
             return _tf_knn(others, c[f"{s}/reference"], c[f"{s}/target"], c[f"{s}/k"])
-        return _tf_trees(others, {key: c[f"{s}/{key}"] for key in ("children", "feature", "threshold", "value", "roots", "depth", "base", "scale", "float32_inputs")})
+        trees = {key: c[f"{s}/{key}"] for key in ("children", "feature", "threshold", "value", "roots", "depth", "base", "scale", "float32_inputs")}
+        return trees["base"] + trees["scale"] * tf.reduce_sum(tf_leaf_values(others, trees["roots"], trees, trees["float32_inputs"]), axis=1)
 
 
 def _flat_trees(kind, learner):
-    """A fitted ExtraTreesRegressor's or HistGradientBoostingRegressor's trees as flat node arrays.
-
-    Nodes of all trees numbered globally: `children` [2 * nodes] holds node i's left child at 2i and
-    its right child at 2i + 1 (a leaf's both point to itself, so a walk of `depth` steps ends every
-    tree on its leaf); a row goes left when ``x[feature] <= threshold``. The prediction is
-    ``base + scale * sum of the trees' leaf values``: the average for extra trees (base 0, scale
-    1 / trees), the baseline plus the sum for gradient boosting (scale 1).
-    """
-    children, features, thresholds, values, roots = [], [], [], [], []
-    offset, depth = 0, 0
+    """A fitted ExtraTreesRegressor's or HistGradientBoostingRegressor's trees as `flatten_trees` arrays,
+    with the prediction ``base + scale * sum of the trees' leaf values``: the average for extra trees
+    (base 0, scale 1 / trees), the baseline plus the sum for gradient boosting (scale 1)."""
     if kind == "extra_trees":
-        trees = []
-        for estimator in learner.estimators_:
-            tree = estimator.tree_
-            leaf = tree.children_left < 0
-            trees.append((leaf, tree.children_left, tree.children_right, tree.feature, tree.threshold, tree.value[:, 0, 0], int(tree.max_depth)))
+        trees = [
+            (t.tree_.children_left < 0, t.tree_.children_left, t.tree_.children_right, t.tree_.feature, t.tree_.threshold, t.tree_.value[:, 0, 0], t.tree_.max_depth)
+            for t in learner.estimators_
+        ]
         base, scale, float32_inputs = 0.0, 1.0 / len(trees), True  # sklearn's trees predict on a float32 copy of X
     else:
         # HistGradientBoostingRegressor keeps its trees and baseline only in private attributes (no public tree API)
-        trees = []
-        for (predictor,) in learner._predictors:
-            nodes = predictor.nodes
-            trees.append((nodes["is_leaf"].astype(bool), nodes["left"], nodes["right"], nodes["feature_idx"], nodes["num_threshold"], nodes["value"], int(nodes["depth"].max())))
+        trees = [(n["is_leaf"], n["left"], n["right"], n["feature_idx"], n["num_threshold"], n["value"], n["depth"].max()) for n in (p.nodes for (p,) in learner._predictors)]
         base, scale, float32_inputs = float(np.ravel(learner._baseline_prediction)[0]), 1.0, False
-    for leaf, left, right, feature, threshold, value, tree_depth in trees:
-        ids = np.arange(leaf.size)
-        children.append(np.stack([np.where(leaf, ids, left), np.where(leaf, ids, right)], axis=1) + offset)
-        features.append(np.where(leaf, 0, feature))  # leaves read column 0, harmlessly
-        thresholds.append(np.where(leaf, 0.0, threshold))
-        values.append(value)
-        roots.append(offset)
-        offset += leaf.size
-        depth = max(depth, tree_depth)
-    if offset >= 2**30:
-        raise NotImplementedError("iterative_select: too many tree nodes to index with int32")
-    return {
-        "children": np.concatenate(children).ravel().astype(np.int32),
-        "feature": np.concatenate(features).astype(np.int32),
-        "threshold": np.concatenate(thresholds).astype(np.float64),
-        "value": np.concatenate(values).astype(np.float64),
-        "roots": np.array(roots, np.int32),
-        "depth": depth,
-        "base": base,
-        "scale": scale,
-        "float32_inputs": float32_inputs,
-    }
-
-
-def _tf_trees(others, t):
-    """`_flat_trees`' prediction for the rows `others` [n, f]: every tree walked `depth` steps."""
-    n, f = tf.shape(others)[0], tf.shape(others)[1]
-    seen = tf.cast(tf.cast(others, tf.float32), tf.float64) if t["float32_inputs"] else others
-    seen = tf.reshape(seen, [-1])
-    row_start = tf.range(n)[:, None] * f
-    node = tf.broadcast_to(t["roots"], [n, tf.size(t["roots"])])  # [rows, trees]
-    for _ in range(t["depth"]):
-        go_right = tf.gather(seen, row_start + tf.gather(t["feature"], node)) > tf.gather(t["threshold"], node)
-        node = tf.gather(t["children"], 2 * node + tf.cast(go_right, tf.int32))
-    return t["base"] + t["scale"] * tf.reduce_sum(tf.gather(t["value"], node), axis=1)
+    arrays = flatten_trees(trees, "iterative_select")
+    arrays["roots"] = np.array(arrays["roots"], np.int32)
+    return {**arrays, "base": base, "scale": scale, "float32_inputs": float32_inputs}
 
 
 def _tf_knn(others, reference, target, k):
