@@ -213,7 +213,6 @@ class AutoImputer(ClassicalImputer):
         per_round = self.hidden_fraction * float(np.median(mask.sum(axis=0)))
         self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
         active = list(range(n_members))
-        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
         self.spared_ = []
         self.member_rounds_ = np.zeros(n_members, dtype=np.int64)  # validation rounds each member ran
         self.member_seconds_ = np.zeros(n_members)  # their fit-and-impute time over those rounds
@@ -250,6 +249,7 @@ class AutoImputer(ClassicalImputer):
             ran = np.isfinite(p)  # a pruned member's RMSE is over the rounds it ran
             self.validation_rmse_[j] = [np.sqrt(((p[ran[:, m], m] - t[ran[:, m]]) ** 2).mean()) for m in range(n_members)]
             self.validated_entries_[j] = t.size
+        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
         self.weights_, self.shrinkage_ = self._solve_weights(hidden_entries, active, strengths)
         if self.refit_tolerance is not None:
             self.weights_ = self._spare_refits(hidden_entries, active, self.weights_, self.shrinkage_)
