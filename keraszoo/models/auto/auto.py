@@ -3,7 +3,15 @@
 Per-column stacking (issue #17). `fit_arrays(x, mask)`:
 
 1. For each of `rounds` seeded rounds, hide `hidden_fraction` of every column's observed entries
-   (never its last observed one), fit every pool member on what is left, and impute.
+   (never its last observed one), fit every pool member on what is left, and impute. By default
+   (``hidden_fraction=None``) the fraction hides 300 entries of the median column, at most 20% of its
+   observed entries: breast cancer hides 20%, spam 8%, wine 6%, letter 1.9%, credit 1.3%. Hiding raises
+   the missing rate the members see above the table's, and members degrade with it at different speeds:
+   with a fixed 20% on letter (20% MCAR, so 36% missing in the validation round) k-NN looked much worse
+   than MissForest (validation RMSE 0.094 against 0.055 on the first column), the weights gave it
+   nothing, and `auto` tied MissForest (0.0704) while k-NN alone scored 0.0693 on the real task. Measured
+   on letter, seed 0, test RMSE by fraction: 0.2: 0.0704, 0.1: 0.0670, 0.05: 0.0653, 0.02: 0.0646,
+   0.01: 0.0649.
 2. Per column, learn the non-negative weights summing to 1 that minimise the squared error of the
    weighted imputation on the entries hidden in all rounds, shrunk towards the weights learned on all
    columns' hidden entries together (`weights.shrunk_column_weights`): column j's error counts with
@@ -84,6 +92,8 @@ DEFAULT_POOL = ("mean", "knn", "mice", "missforest", "matrix", "em", "gain")
 NAMED_POOLS = ("default", "deep")
 MIN_VALIDATION = 100  # hidden entries the median column should get when `rounds` is None ...
 MAX_ROUNDS = 5  # ... in at most this many rounds
+HIDDEN_PER_ROUND = 300  # when `hidden_fraction` is None: the median column hides this many entries a round ...
+MAX_HIDDEN_FRACTION = 0.2  # ... but at most this fraction of its observed entries
 REFIT_TOLERANCE = 0.002  # default: a member whose loss raises the validation RMSE by at most 0.2% is not refitted
 
 
@@ -128,7 +138,7 @@ class AutoImputer(ClassicalImputer):
 
     contract_params = {"pool": ["mean", {"name": "knn", "params": {"n_neighbors": 3}}], "rounds": 2, "hidden_fraction": 0.3, "seed": 1}
 
-    def __init__(self, pool=DEFAULT_POOL, rounds=None, hidden_fraction=0.2, shrinkage="cv", prune_tolerance=None, refit_tolerance=REFIT_TOLERANCE, seed=0):
+    def __init__(self, pool=DEFAULT_POOL, rounds=None, hidden_fraction=None, shrinkage="cv", prune_tolerance=None, refit_tolerance=REFIT_TOLERANCE, seed=0):
         super().__init__()
         if isinstance(pool, str):
             self.pool, entries = pool, named_pool(pool)
@@ -141,8 +151,8 @@ class AutoImputer(ClassicalImputer):
             raise ValueError("auto: the pool is empty")
         if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1):
             raise ValueError(f"auto: rounds must be a positive integer or None (enough for {MIN_VALIDATION} hidden entries a column), got {rounds!r}")
-        if isinstance(hidden_fraction, bool) or not isinstance(hidden_fraction, (int, float)) or not 0 < hidden_fraction < 1:
-            raise ValueError(f"auto: hidden_fraction must be in (0, 1), got {hidden_fraction!r}")
+        if hidden_fraction is not None and (isinstance(hidden_fraction, bool) or not isinstance(hidden_fraction, (int, float)) or not 0 < hidden_fraction < 1):
+            raise ValueError(f"auto: hidden_fraction must be in (0, 1) or None ({HIDDEN_PER_ROUND} entries of the median column a round, at most {MAX_HIDDEN_FRACTION:g}), got {hidden_fraction!r}")
         if shrinkage != "cv" and (isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not 0 <= shrinkage < float("inf")):
             raise ValueError(f"auto: shrinkage must be 'cv' (chosen by cross-validation) or a number of pseudo-entries >= 0, got {shrinkage!r}")
         if prune_tolerance is not None and (isinstance(prune_tolerance, bool) or not isinstance(prune_tolerance, (int, float)) or not 0 <= prune_tolerance < 1):
@@ -152,7 +162,8 @@ class AutoImputer(ClassicalImputer):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"auto: seed must be an integer, got {seed!r}")
         self.rounds = None if rounds is None else int(rounds)
-        self.hidden_fraction, self.seed = float(hidden_fraction), int(seed)
+        self.hidden_fraction = None if hidden_fraction is None else float(hidden_fraction)
+        self.seed = int(seed)
         self.shrinkage = shrinkage if shrinkage == "cv" else float(shrinkage)
         self.prune_tolerance = None if prune_tolerance is None else float(prune_tolerance)
         self.refit_tolerance = None if refit_tolerance is None else float(refit_tolerance)
@@ -185,12 +196,12 @@ class AutoImputer(ClassicalImputer):
         return np.asarray(member.impute(x.astype(np.float32), mask.astype(np.float32)), dtype=np.float64)
 
     def _hide(self, mask, rng):
-        """0/1 entries to hide this round: `hidden_fraction` of each column's observed entries (at
+        """0/1 entries to hide this round: `hidden_fraction_` of each column's observed entries (at
         least one where the column has two or more, never all of them)."""
         hidden = np.zeros_like(mask)
         for j in range(mask.shape[1]):
             observed = np.flatnonzero(mask[:, j] == 1)
-            count = min(observed.size - 1, max(1, int(round(self.hidden_fraction * observed.size))))
+            count = min(observed.size - 1, max(1, int(round(self.hidden_fraction_ * observed.size))))
             if count > 0:
                 hidden[rng.choice(observed, size=count, replace=False), j] = 1.0
         return hidden
@@ -210,7 +221,13 @@ class AutoImputer(ClassicalImputer):
         # per column: [hidden entries, members] blocks, one per round (NaN for members pruned before it)
         predictions = [[] for _ in range(d)]
         targets = [[] for _ in range(d)]
-        per_round = self.hidden_fraction * float(np.median(mask.sum(axis=0)))
+        median_observed = float(np.median(mask.sum(axis=0)))
+        # Hiding entries raises the missing rate the members see in the validation rounds above the
+        # table's, and members differ in how they degrade with it (k-NN on letter: 0.070 at 20% MCAR,
+        # 0.138 at 40%, `g2lgn_letter_missing_rates.md`), so the fraction is kept as small as enough
+        # validation entries allow.
+        self.hidden_fraction_ = self.hidden_fraction or min(MAX_HIDDEN_FRACTION, HIDDEN_PER_ROUND / max(median_observed, 1.0))
+        per_round = self.hidden_fraction_ * median_observed
         self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
         active = list(range(n_members))
         self.spared_ = []

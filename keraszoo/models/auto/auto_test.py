@@ -154,6 +154,20 @@ def test_auto_beats_each_member_on_a_real_table_and_keeps_observed_values():
     assert ours < min(errors.values()), (ours, errors)
 
 
+def test_by_default_the_median_column_hides_300_entries_a_round_and_at_most_a_fifth():
+    rng = np.random.default_rng(3)
+    for rows, fraction in [(4000, 300 / 3200), (600, 0.2)]:
+        observed = np.ones((rows, 3), dtype=bool)
+        observed[: rows // 5] = False  # 80% observed in every column: the median column has 0.8 * rows
+        table = rng.random((rows, 3))
+        auto = keraszoo.get_model("auto", pool=["mean"], rounds=1, seed=0).fit_arrays(np.where(observed, table, 0.0), observed.astype(float))
+        assert auto.hidden_fraction_ == pytest.approx(fraction)
+        np.testing.assert_array_equal(auto.validated_entries_, round(fraction * 0.8 * rows))
+    # given: used as it is
+    auto = keraszoo.get_model("auto", pool=["mean"], rounds=1, hidden_fraction=0.5, seed=0).fit_arrays(table, np.ones_like(table))
+    assert auto.hidden_fraction_ == 0.5 and auto.validated_entries_.tolist() == [300, 300, 300]
+
+
 def test_new_rows_are_imputed_by_the_fitted_members_without_refitting():
     table, observed = copy_and_noise_table(rows=360, seed=1)
     incomplete = np.where(observed, table, np.nan)
