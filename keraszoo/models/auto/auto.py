@@ -53,12 +53,12 @@ enough (`weights.no_worse_than_best_member`). `report()` gives, per column, the 
 member's validation RMSE; `plot_report()` draws the weights.
 
 Cost: a fit is `rounds` fits of every member plus one of each trusted member. `rounds=None` (the
-default) takes as many rounds as give the median column `MIN_VALIDATION` (100) hidden entries, at
-most 5: one on the large benchmark tables (letter's columns hide about 3,200 entries each) and wine,
-two on breast cancer (569 rows, 91 entries a column a round). Measured on breast cancer at 20% MCAR,
-seeds 0-2 (`benchmarks/results/auto_ablation.md`), mean scaled RMSE with cross-validated shrinkage:
-3 rounds 0.0458, 2 rounds 0.0456, 1 round 0.0462 (without shrinkage: 0.0467, 0.0469, 0.0480; EM, the
-best single member: 0.0470); two rounds cost about three quarters of three.
+default) takes as many rounds as give the median column `MIN_VALIDATION` (100) hidden entries, at most
+5: one on the large benchmark tables (300 entries a column) and wine, two on breast cancer (569 rows, 91
+entries a column a round). Measured on breast cancer at 20% MCAR, seeds 0-2
+(`benchmarks/results/auto_ablation.md`), mean scaled RMSE with cross-validated shrinkage: 3 rounds
+0.0458, 2 rounds 0.0456, 1 round 0.0462 (without shrinkage: 0.0467, 0.0469, 0.0480; EM, the best single
+member: 0.0470); two rounds cost about three quarters of three.
 
 Pool: the default is mean, KNN, MICE, MissForest, SoftImpute ("matrix"), EM and GAIN. ``pool="deep"``
 adds every other registered deep imputer of tables (G2LGN, MIWAE, not-MIWAE, EMFlow, MCFlow, MisGAN,
@@ -404,8 +404,9 @@ class AutoImputer(ClassicalImputer):
         """Per column (index = column number): each member's weight ("weight: name"), its RMSE on the
         hidden validation entries ("rmse: name"), the weighted imputation's ("rmse: auto") and how many
         entries were hidden ("validated entries"), in the model's min-max scaled units. `attrs` holds the
-        shrinkage strength used, the number of rounds, each member's rounds (fewer when pruned) and the
-        members whose final fit was spared ("spared")."""
+        shrinkage strength used, the number of rounds, the fraction of each column's observed entries
+        hidden a round ("hidden_fraction"), each member's rounds (fewer when pruned) and the members
+        whose final fit was spared ("spared")."""
         import pandas as pd
 
         if not hasattr(self, "weights_"):
@@ -417,7 +418,8 @@ class AutoImputer(ClassicalImputer):
         frame["validated entries"] = self.validated_entries_
         frame.index.name = "column"
         frame.attrs.update(
-            shrinkage=self.shrinkage_, rounds=self.rounds_, member_rounds=dict(zip(self.labels, self.member_rounds_.tolist())), spared=list(self.spared_)
+            shrinkage=self.shrinkage_, rounds=self.rounds_, hidden_fraction=getattr(self, "hidden_fraction_", self.hidden_fraction),  # (models saved before it was recorded: their fixed fraction)
+            member_rounds=dict(zip(self.labels, self.member_rounds_.tolist())), spared=list(self.spared_)
         )
         return frame
 

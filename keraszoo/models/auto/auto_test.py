@@ -161,7 +161,7 @@ def test_by_default_the_median_column_hides_300_entries_a_round_and_at_most_a_fi
         observed[: rows // 5] = False  # 80% observed in every column: the median column has 0.8 * rows
         table = rng.random((rows, 3))
         auto = keraszoo.get_model("auto", pool=["mean"], rounds=1, seed=0).fit_arrays(np.where(observed, table, 0.0), observed.astype(float))
-        assert auto.hidden_fraction_ == pytest.approx(fraction)
+        assert auto.hidden_fraction_ == pytest.approx(fraction) == auto.report().attrs["hidden_fraction"]
         np.testing.assert_array_equal(auto.validated_entries_, round(fraction * 0.8 * rows))
     # given: used as it is
     auto = keraszoo.get_model("auto", pool=["mean"], rounds=1, hidden_fraction=0.5, seed=0).fit_arrays(table, np.ones_like(table))
