@@ -21,7 +21,11 @@ Per-column stacking (issue #17). `fit_arrays(x, mask)`:
    to 1e9 (the pooled weights everywhere). A column with no hidden entry (fewer than two observed
    values) takes the pooled weights.
 3. Spare the final fit of the costliest members the weights can do without (``refit_tolerance``,
-   0.2% by default): in decreasing order of their measured fit time, a member goes when the weights
+   0.2% by default): in decreasing order of their usual fit cost (`refit_cost_order`: deep members
+   first, then the classical ones by the fit times measured on the benchmark tables; a fixed order, not
+   this fit's timings, so that a seed gives the same imputation on a loaded machine as on an idle one:
+   ordering by the measured times made breast's seed 3 give three different RMSEs in three runs,
+   0.04872 to 0.04880, as GAIN's and MissForest's times crossed), a member goes when the weights
    re-solved without it keep the validation RMSE over all hidden entries within (1 + refit_tolerance)
    of the full weights' and every column no worse than its best member (`spared_` names them). On
    breast cancer (seed 0, 20% MCAR) it spared GAIN, MICE and KNN: the fit took 36.5 s instead of 43.4 s
@@ -106,6 +110,24 @@ def named_pool(name):
         deep = [n for n in list_models(kind="deep", task="impute") if n not in DEFAULT_POOL and "table" in get_model_class(n).example_kinds]
         return list(DEFAULT_POOL) + deep
     raise ValueError(f"auto: unknown named pool {name!r} (named pools: {', '.join(NAMED_POOLS)}; or give a list of members)")
+
+
+# Classical imputers from the costliest fit to the cheapest, by their fit times on the benchmark tables
+# (`uci_mcar20.md`, `auto_mcar20*.md`): the order in which the final fit tries to spare members.
+CLASSICAL_FIT_COST = ("iterative_select", "missforest", "mice", "knn", "matrix", "em", "median", "most_frequent", "mean", "zero")
+
+
+def refit_cost_order(names, members):
+    """`members` (indices, named `names`) from the costliest usual fit to the cheapest: deep members
+    first (each trains a network), then classical ones not in CLASSICAL_FIT_COST (cost unknown, taken
+    as costly), then CLASSICAL_FIT_COST's in its order; ties keep the pool order."""
+
+    def rank(name):
+        if is_deep(name):
+            return 0
+        return 1 if name not in CLASSICAL_FIT_COST else 2 + CLASSICAL_FIT_COST.index(name)
+
+    return [m for _, m in sorted(zip(names, members), key=lambda pair: (rank(pair[0]), members.index(pair[1])))]
 
 
 def member_spec(entry, where="auto"):
@@ -290,7 +312,7 @@ class AutoImputer(ClassicalImputer):
     def _spare_refits(self, hidden_entries, active, weights, strength):
         """`weights` re-solved without the costliest trusted members the final fit can spare.
 
-        Members are tried in decreasing order of their measured fit time (`member_seconds_`); one goes
+        Members are tried in `refit_cost_order` (costliest first, deterministic); one goes
         when, with the weights re-solved without it (same shrinkage `strength`), the RMSE over all hidden
         entries stays within (1 + refit_tolerance) of that of `weights`, and every column stays no worse
         than its best member of `active` on its entries (the guarantee of the module docstring). A member
@@ -307,7 +329,7 @@ class AutoImputer(ClassicalImputer):
         limit = (1.0 + self.refit_tolerance) ** 2 * squared_error(weights) + 1e-12 * total
         best = {j: float(m.member_mse().min()) for j, m in columns.items()}
         kept = [m for m in active if weights[:, m].any()]
-        for m in sorted(kept, key=lambda m: -self.member_seconds_[m]):
+        for m in refit_cost_order([self.members_spec_[k]["name"] for k in kept], kept):
             if len(kept) == 1:
                 break
             trial, _ = self._solve_weights(hidden_entries, [k for k in kept if k != m], (strength,))

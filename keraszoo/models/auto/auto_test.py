@@ -8,6 +8,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 import keraszoo
+from keraszoo.models.auto import auto as auto_module
 from keraszoo.models.auto.weights import Moments, no_worse_than_best_member, shrunk_column_weights, simplex_least_squares
 from keraszoo.sklearn import ZooImputer
 
@@ -330,14 +331,21 @@ def test_the_final_fit_spares_the_costliest_member_the_weights_can_do_without():
     assert full.spared_ == [] and full.weights_[:, 1].any() and full.weights_[:, 2].any(), full.report()
     entries = full.validation_entries_
 
-    def spare(tolerance, seconds):  # the rule on the fitted entries, with chosen timings (measured ones vary)
+    def spare(tolerance, seconds):  # the rule on the fitted entries; the measured timings must not matter
         full.refit_tolerance, full.member_seconds_, full.spared_ = tolerance, np.array(seconds), []
         return full._spare_refits(entries, [0, 1, 2], full.weights_, full.shrinkage_)
+
+    # tried costliest first by kind, not by this fit's timings: MICE, then KNN, then the mean
+    assert auto_module.refit_cost_order(["mean", "knn", "mice"], [0, 1, 2]) == [2, 1, 0]
+    assert auto_module.refit_cost_order(["knn", "gain", "missforest", "knn"], [0, 1, 2, 3]) == [1, 2, 0, 3]
+    chosen = spare(0.2, [0.0, 1.0, 5.0])
+    np.testing.assert_array_equal(spare(0.2, [0.0, 5.0, 1.0]), chosen)
+    np.testing.assert_array_equal(spare(0.2, [9.0, 0.0, 0.0]), chosen)
 
     def squared(weights):
         return sum(((p @ weights[j] - t) ** 2).sum() for j, (p, t) in entries.items())
 
-    weights = spare(0.2, [0.0, 5.0, 1.0])  # KNN the costliest, a tolerance it can be spared under
+    weights = spare(0.2, [0.0, 5.0, 1.0])  # MICE (tried first) is needed; KNN can be spared under this tolerance
     assert full.spared_ == ["knn"] and not weights[:, 1].any()
     assert squared(full.weights_) < squared(weights) <= 1.2**2 * squared(full.weights_)
     for j, (p, t) in entries.items():  # each column still no worse than any member on its entries
