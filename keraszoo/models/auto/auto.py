@@ -128,7 +128,7 @@ def refit_cost_order(names, members):
             return 0
         return 1 if name not in CLASSICAL_FIT_COST else 2 + CLASSICAL_FIT_COST.index(name)
 
-    return [m for _, m in sorted(zip(names, members), key=lambda pair: (rank(pair[0]), members.index(pair[1])))]
+    return [members[i] for i in sorted(range(len(members)), key=lambda i: (rank(names[i]), i))]
 
 
 def member_spec(entry, where="auto"):
@@ -249,7 +249,7 @@ class AutoImputer(ClassicalImputer):
         # table's, and members differ in how they degrade with it (k-NN on letter: 0.070 at 20% MCAR,
         # 0.138 at 40%, `g2lgn_letter_missing_rates.md`), so the fraction is kept as small as enough
         # validation entries allow.
-        self.hidden_fraction_ = self.hidden_fraction or min(MAX_HIDDEN_FRACTION, HIDDEN_PER_ROUND / max(median_observed, 1.0))
+        self.hidden_fraction_ = self.hidden_fraction if self.hidden_fraction is not None else min(MAX_HIDDEN_FRACTION, HIDDEN_PER_ROUND / max(median_observed, 1.0))
         per_round = self.hidden_fraction_ * median_observed
         self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
         active = list(range(n_members))

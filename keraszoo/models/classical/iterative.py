@@ -301,7 +301,7 @@ class MissForestImputer(_IterativeImputerWrapper):
             for tree in (t.tree_ for t in step.estimator.estimators_)
         )
         arrays = flatten_trees(trees, "missforest")
-        arrays["roots"] = np.array(arrays["roots"], np.int32).reshape(len(sequence), -1)
+        arrays["roots"] = arrays["roots"].reshape(len(sequence), -1)
         return arrays
 
     def _tf_predict(self, c, s, rows):

@@ -227,9 +227,7 @@ def _flat_trees(kind, learner):
         # HistGradientBoostingRegressor keeps its trees and baseline only in private attributes (no public tree API)
         trees = [(n["is_leaf"], n["left"], n["right"], n["feature_idx"], n["num_threshold"], n["value"], n["depth"].max()) for n in (p.nodes for (p,) in learner._predictors)]
         base, scale, float32_inputs = float(np.ravel(learner._baseline_prediction)[0]), 1.0, False
-    arrays = flatten_trees(trees, "iterative_select")
-    arrays["roots"] = np.array(arrays["roots"], np.int32)
-    return {**arrays, "base": base, "scale": scale, "float32_inputs": float32_inputs}
+    return {**flatten_trees(trees, "iterative_select"), "base": base, "scale": scale, "float32_inputs": float32_inputs}
 
 
 def _tf_knn(others, reference, target, k):

@@ -5,8 +5,8 @@ import tensorflow as tf
 
 
 def flatten_trees(trees, where):
-    """Trees as one set of node arrays: a dict of `children`, `feature`, `threshold`, `value` (numpy),
-    `roots` (the list of each tree's root node) and `depth` (the deepest leaf's depth).
+    """Trees as one set of node arrays: a dict of `children`, `feature`, `threshold`, `value`, `roots`
+    (each tree's root node; numpy) and `depth` (the deepest leaf's depth).
 
     `trees` yields (is_leaf, left, right, feature, threshold, value, depth) per tree, node arrays in
     the tree's own numbering. Nodes of all trees are numbered globally: `children` [2 * nodes] holds
@@ -34,7 +34,7 @@ def flatten_trees(trees, where):
         "feature": np.concatenate(features).astype(np.int32),
         "threshold": np.concatenate(thresholds).astype(np.float64),
         "value": np.concatenate(values).astype(np.float64),
-        "roots": roots,
+        "roots": np.array(roots, np.int32),
         "depth": depth,
     }
 
