@@ -24,7 +24,7 @@ def test_the_misconv_classifier_learns_incomplete_digits_and_freezes_its_dmfa_af
     model.fit_arrays(images[train], mask[train], data.target[train], iterations=1000, batch_size=24)
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(dmfa_weights, model.dmfa.weights))  # frozen
     accuracy = np.mean(np.argmax(model.predict_proba(images[test], mask[test]), axis=1) == data.target[test])
-    assert accuracy > 0.8, accuracy  # 0.834 when written (zero-fill 0.771, mask 0.783, PC 0.824 in the test below)
+    assert accuracy > 0.8, accuracy  # 0.869 here (zero-fill 0.783, mask 0.821, PC 0.809 after 500 steps in the test below)
 
 
 def trained_in_both_phases(model, steps=5):
@@ -68,7 +68,7 @@ def test_the_first_layer_baselines_learn_incomplete_digits():
     mask = square_mask(images, seed=0).astype(np.float32)
     for cls in (ZeroFirstClassifier, MaskFirstClassifier, PartialConvClassifier):
         model = cls(first_filters=16, filters=16, latent=20, seed=0)
-        model.fit_arrays(images[:1400], mask[:1400], data.target[:1400], iterations=1000, batch_size=24)
+        model.fit_arrays(images[:1400], mask[:1400], data.target[:1400], iterations=500, batch_size=24)
         accuracy = np.mean(np.argmax(model.predict_proba(images[1400:], mask[1400:]), axis=1) == data.target[1400:])
         assert accuracy > 0.7, (cls.__name__, accuracy)  # chance is 0.1
 
