@@ -27,14 +27,16 @@ bench: $(STAMP)
 
 # The peer imputers the `auto` benchmark compares with (training/peer_worker.py), in their own
 # environment: HyperImpute needs pandas < 3 (under pandas 3 it silently returns mean imputation), the
-# project runs on pandas 3; miceforest 6.0.5 calls a private LightGBM method that 4.6 changed.
+# project runs on pandas 3; miceforest 6.0.5 calls a private LightGBM method that 4.6 changed;
+# HyperImpute 0.1.17 passes LogisticRegression(multi_class=...), gone from newer scikit-learn (it failed
+# on credit's discrete columns under 1.9.1; 1.6.1 runs it).
 PEERS := .venv-peers
 peers: $(PEERS)/.installed
 
 $(PEERS)/.installed:
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
-	$(PEERS)/bin/python -m pip install --quiet "hyperimpute==0.1.17" "miceforest==6.0.5" "lightgbm<4.6" "pandas<3"
+	$(PEERS)/bin/python -m pip install --quiet "hyperimpute==0.1.17" "miceforest==6.0.5" "lightgbm<4.6" "pandas<3" "scikit-learn<1.7"
 	touch $@
 
 clean:

@@ -898,8 +898,11 @@ def sample_std(scores):
 
 
 def _mean_std(runs):
-    """'mean ± sample std (n=seeds)', e.g. '0.0528 ± 0.0011 (n=5)'; one run: '0.0528 (n=1)'."""
+    """'mean ± sample std (n=seeds)', e.g. '0.0528 ± 0.0011 (n=5)'; one run: '0.0528 (n=1)'; none (a
+    peer that failed): 'failed'."""
     scores = [r.score for r in runs]
+    if not scores:
+        return "failed"
     if len(scores) == 1:
         return f"{scores[0]:.4f} (n=1)"
     return f"{np.mean(scores):.4f} ± {sample_std(scores):.4f} (n={len(scores)})"
@@ -1178,6 +1181,11 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         if key in paths:
             what = ("accuracy" if classify else metric) + (" vs missing rate" if x_key == "miss_rate" else " vs number of dimensions")
             lines += [f"![{what}]({os.path.basename(paths[key])})", ""]
+    failures = getattr(args, "peer_failures", {})
+    if failures:
+        lines += ["Peers that failed (their later runs on that data set were skipped; their cells say 'failed'):", ""]
+        lines += [f"- {model} on {dataset}: {error}" for (model, dataset), error in failures.items()]
+        lines.append("")
     for models, classify in ((imputers, False), (classifiers, True)):
         if not models:
             continue
@@ -1188,6 +1196,11 @@ def format_markdown(args, results, command, elapsed, ncols=None, paths=None):
         else:
             lines += _single_tables(args, results, models, classify)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _mean_seconds(seconds):
+    """Mean fit time as '12.3'; '—' where no run finished (a peer that failed)."""
+    return f"{np.mean(seconds):.1f}" if seconds else "—"
 
 
 def _single_tables(args, results, models=None, classify=False):
@@ -1215,16 +1228,16 @@ def _single_tables(args, results, models=None, classify=False):
     for model in models:
         cells, times = [], []
         for dataset in args.datasets:
-            runs = results[(model, dataset)]
+            runs = results.get((model, dataset), [])
             times += [r.fit_seconds for r in runs]
             cells.append(_mean_std(runs))
             if paper:
                 cells.append(paper_table.get(model, {}).get(dataset, "—"))
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {np.mean(times):.1f} |")
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {_mean_seconds(times)} |")
     lines += ["", "Fit time per dataset (s, mean over seeds):", "", "| model | " + " | ".join(args.datasets) + " |"]
     lines.append("|---|" + "---|" * len(args.datasets))
     for model in models:
-        lines.append(f"| {model} | " + " | ".join(f"{np.mean([r.fit_seconds for r in results[(model, d)]]):.1f}" for d in args.datasets) + " |")
+        lines.append(f"| {model} | " + " | ".join(_mean_seconds([r.fit_seconds for r in results.get((model, d), [])]) for d in args.datasets) + " |")
     lines.append("")
     return lines
 
@@ -1256,14 +1269,14 @@ def _sweep_tables(args, results, ncols, models=None, classify=False):
             header = heads + (["paper (Table 1, 20%, all columns)"] if paper else [])
             lines += ["| model | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
             for model in models:
-                row = [_mean_std(groups[(model, dataset, rate, d)]) for rate, d in keys]
+                row = [_mean_std(groups.get((model, dataset, rate, d), [])) for rate, d in keys]
                 if paper:
                     row.append(PAPER_TABLE_1.get(model, {}).get(dataset, "—"))
                 lines.append(f"| {model} | " + " | ".join(row) + " |")
             lines += ["", "Fit time (s):", "", "| model | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
             for model in models:
-                times = [np.mean([r.fit_seconds for r in groups[(model, dataset, *key)]]) for key in keys]
-                lines.append(f"| {model} | " + " | ".join(f"{t:.1f}" for t in times) + " |")
+                times = [_mean_seconds([r.fit_seconds for r in groups.get((model, dataset, *key), [])]) for key in keys]
+                lines.append(f"| {model} | " + " | ".join(times) + " |")
             lines.append("")
     return lines
 
@@ -1400,15 +1413,28 @@ def main(argv=None, prog="python -m training.benchmark"):
     ]
     progress = Progress(len(plan), enabled=not args.quiet)
     results = {}
+    # A peer is another project in another environment: its failure (HyperImpute 0.1.17 calls
+    # LogisticRegression(multi_class=...), which scikit-learn 1.8 removed, on tables with discrete
+    # columns) is reported in the results, not allowed to end an hours-long run of the zoo's models.
+    args.peer_failures = {}
     start = time.perf_counter()
     for dataset, model, rate, dims, seed in plan:
         used = _columns_used(dims, ncols[dataset])
         label = f"{dataset} {model} {_rate_label(rate)} d={used} seed {seed}"
+        if (model, dataset) in args.peer_failures:
+            progress.finish(f"{label}: skipped (failed before)")
+            continue
         progress.start(label)
         classify = model in args.classifiers
         try:
             if model in args.peer_models:
-                score, seconds, missing = run_peer(args.peer_models[model], tables[dataset], seed, rate, settings, dims, dataset)
+                try:
+                    score, seconds, missing = run_peer(args.peer_models[model], tables[dataset], seed, rate, settings, dims, dataset)
+                except RuntimeError as err:
+                    last = [line for line in str(err).splitlines() if line.strip()][-1].strip()
+                    args.peer_failures[(model, dataset)] = f"seed {seed}: {last}"
+                    progress.finish(f"{label}: FAILED ({last}); its later runs on {dataset} are skipped")
+                    continue
             elif classify:
                 score, seconds, missing = run_classifier(
                     registered_name(model), args.overrides[model], tables[dataset], labels[dataset], seed, rate, settings, dims, dataset

@@ -51,3 +51,29 @@ def test_hyperimpute_runs_on_the_zoos_masks_and_is_listed_with_its_versions(tmp_
     assert 0 < peer.score < mean.score
     text = output.read_text()
     assert "hyperimpute (peer)" in text and "hyperimpute 0.1.17" in text and "pandas 2." in text
+
+
+def test_a_peer_that_fails_is_reported_and_skipped_and_the_run_goes_on(tmp_path, monkeypatch):
+    """HyperImpute 0.1.17 under scikit-learn 1.8+ fails on credit (LogisticRegression(multi_class=...)): the
+    zoo's runs and the other peers must still finish and be written, with the failure in the report."""
+    monkeypatch.setenv("KERASZOO_PEERS_PYTHON", sys.executable)
+    calls = []
+
+    def fake_peer(method, truth, seed, *args, **kwargs):
+        calls.append((method, seed))
+        if method == "hyperimpute":
+            raise RuntimeError("peer hyperimpute failed (exit 1): Traceback ...\nTypeError: LogisticRegression.__init__() got an unexpected keyword argument 'multi_class'")
+        return 0.1 + seed / 100, 1.5, 0.2
+
+    monkeypatch.setattr(benchmark, "run_peer", fake_peer)
+    output = tmp_path / "peers.md"
+    results = benchmark.main(["--models", "mean", "--datasets", "breast", "--seeds", "2", "--max-rows", "80", "--peers", "hyperimpute,miceforest",
+                              "--output", str(output), "--quiet"])
+    assert calls == [("hyperimpute", 0), ("miceforest", 0), ("miceforest", 1)]  # the failed peer's seed 1 is skipped
+    assert ("hyperimpute (peer)", "breast") not in results and len(results[("miceforest (peer)", "breast")]) == 2
+    assert len(results[("mean", "breast")]) == 2
+    text = output.read_text()
+    assert "| hyperimpute (peer) | failed | — |" in text and "| miceforest (peer) | 0.1050 ± 0.0071 (n=2) |" in text
+    assert "- hyperimpute (peer) on breast: seed 0: TypeError: LogisticRegression.__init__() got an unexpected keyword argument 'multi_class'" in text
+    csv_text = (tmp_path / "peers.csv").read_text()
+    assert "miceforest (peer)" in csv_text and "hyperimpute (peer)" not in csv_text
