@@ -1414,8 +1414,8 @@ def main(argv=None, prog="python -m training.benchmark"):
     progress = Progress(len(plan), enabled=not args.quiet)
     results = {}
     # A peer is another project in another environment: its failure (HyperImpute 0.1.17 calls
-    # LogisticRegression(multi_class=...), which scikit-learn 1.8 removed, on tables with discrete
-    # columns) is reported in the results, not allowed to end an hours-long run of the zoo's models.
+    # LogisticRegression(multi_class=...), which scikit-learn 1.9.1 no longer accepts, on tables with
+    # discrete columns) is reported in the results, not allowed to end an hours-long run of the zoo's models.
     args.peer_failures = {}
     start = time.perf_counter()
     for dataset, model, rate, dims, seed in plan:
