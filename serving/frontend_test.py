@@ -222,26 +222,32 @@ def test_oversized_chunked_and_expect_continue_bodies_are_refused_without_readin
         assert_good_requests(server, client, imputer)
 
 
-def test_a_full_worker_pool_answers_503_at_once_and_serves_again_when_a_worker_frees(server, client, imputer):
-    """Documented behaviour: a connection arriving while all REST workers are busy gets 503, never a queue."""
-    stalled = [connect(server) for _ in range(WORKERS)]
-    try:
-        for sock in stalled:
-            sock.sendall(b"GET /v1/models/m HTTP/1.1\r\n")  # and nothing more
-        assert wait_until(lambda: server._http.busy_workers == WORKERS, timeout=5)
-        started = time.monotonic()
-        status, body = rest(server, "/v1/models/m")
-        assert status == 503 and f"all {WORKERS} REST workers are in use" in json.loads(body)["error"], (status, body)
-        assert time.monotonic() - started < TIMEOUT * 0.9  # refused at once, not after a stalled client's timeout
-        np.testing.assert_allclose(client.impute("m", imputer[1][:2]), imputer[0].transform(imputer[1][:2]), rtol=1e-5, atol=1e-4)
-        stalled.pop().close()
-        assert wait_until(lambda: server._http.busy_workers < WORKERS, timeout=5)
-        assert rest(server, "/v1/models/m")[0] == 200
-    finally:
-        for sock in stalled:
-            sock.close()
-    assert wait_until(lambda: server._http.busy_workers == 0, timeout=5)
-    assert_good_requests(server, client, imputer)
+def test_a_full_worker_pool_answers_503_at_once_and_serves_again_when_a_worker_frees(base_path, imputer):
+    """Documented behaviour: a connection arriving while all REST workers are busy gets 503, never a queue.
+
+    Its own server, with 30 s header and body timeouts: with the shared server's 1 s, a stalled client
+    timed out on a loaded CI machine before the next request arrived, freeing its worker (200, not 503)."""
+    server = make_server(make_manager(model_base_path=base_path, poll_seconds=0), rest_header_timeout=30.0, rest_body_timeout=30.0)
+    with server, ImputeClient(f"127.0.0.1:{server.grpc_port}") as client:
+        stalled = [connect(server) for _ in range(WORKERS)]
+        try:
+            for sock in stalled:
+                sock.sendall(b"GET /v1/models/m HTTP/1.1\r\n")  # and nothing more
+            assert wait_until(lambda: server._http.busy_workers == WORKERS, timeout=5)
+            started = time.monotonic()
+            status, body = rest(server, "/v1/models/m")
+            assert status == 503 and f"all {WORKERS} REST workers are in use" in json.loads(body)["error"], (status, body)
+            assert time.monotonic() - started < 5.0  # refused at once, not after a stalled client's 30 s timeout
+            # gRPC does not share the REST pool
+            np.testing.assert_allclose(client.impute("m", imputer[1][:2]), imputer[0].transform(imputer[1][:2]), rtol=1e-5, atol=1e-4)
+            stalled.pop().close()
+            assert wait_until(lambda: server._http.busy_workers < WORKERS, timeout=5)
+            assert rest(server, "/v1/models/m")[0] == 200
+        finally:
+            for sock in stalled:
+                sock.close()
+        assert wait_until(lambda: server._http.busy_workers == 0, timeout=5)
+        assert_good_requests(server, client, imputer)
 
 
 # --- REST responses ----------------------------------------------------------------------------------
