@@ -118,6 +118,39 @@ def test_a_member_no_column_trusts_is_not_refitted():
     assert np.isfinite(imputed).all()
 
 
+def test_without_refit_the_last_rounds_members_impute_and_nothing_is_fitted_again():
+    x = load_breast_cancer().data[:, :10]
+    observed = np.random.default_rng(7).random(x.shape) > 0.2
+    incomplete = np.where(observed, x, np.nan)
+    fitted, kept = [], []
+    original = auto_module.AutoImputer._fit_member
+
+    def counting(self, spec, values, mask):
+        member = original(self, spec, values, mask)
+        fitted.append(spec["name"])
+        kept.append(member)
+        return member
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auto_module.AutoImputer, "_fit_member", counting)
+        reused = ZooImputer("auto", pool=["mean", "knn", "mice"], rounds=2, refit=False, seed=0).fit(incomplete)
+    model = reused.model_
+    assert fitted == ["mean", "knn", "mice"] * 2  # two validation rounds, no final fit
+    assert model.spared_ == []  # nothing to spare without a final fit
+    for m, member in enumerate(model.members_):
+        assert (member is None) == (not model.weights_[:, m].any())
+        assert member is None or any(member is last for last in kept[3:])  # the second round's objects
+    imputed = reused.transform(incomplete)
+    np.testing.assert_array_equal(imputed[observed], x[observed])
+    ours = scaled_rmse(imputed, x, observed)
+    mean = scaled_rmse(ZooImputer("mean").fit(incomplete).transform(incomplete), x, observed)
+    # measured: 0.0783 without the refit, 0.0692 with it, the mean 0.1606: on a table this small each
+    # round hides 20% of every column, which the kept members never saw (why refit=True is the default)
+    assert ours < 0.6 * mean, (ours, mean)
+    with pytest.raises(ValueError, match="refit must be True"):
+        keraszoo.get_model("auto", refit="yes")
+
+
 def test_members_that_add_nothing_after_the_first_round_skip_the_later_rounds():
     rng = np.random.default_rng(6)
     signal = rng.random(240)
