@@ -37,7 +37,7 @@ Per-column stacking (issue #17). `fit_arrays(x, mask)`:
    validation round impute, fitted on the table without that round's hidden entries. That saves a
    fit of each trusted member; what it costs depends on the fraction hidden (1-8% of each column on
    the large benchmark tables, 20% on breast cancer): on breast cancer's first ten columns (20% MCAR,
-   seed 7, pool mean, KNN, MICE, two rounds) the RMSE rose from 0.0692 to 0.0783. Off by default; on
+   mask seed 7, pool mean, KNN, MICE, two rounds) the RMSE rose from 0.0692 to 0.0783. Off by default; on
    credit under MAR, `benchmarks/results/auto_reuse_mar50_credit.md`.
 
 Every member's imputation of a column is clipped to the column's observed range, in the validation
@@ -204,7 +204,7 @@ class AutoImputer(ClassicalImputer):
         self.labels = [name if names[:i].count(name) == 0 else f"{name}#{names[:i].count(name) + 1}" for i, name in enumerate(names)]
 
     def get_config(self):
-        return {"pool": self.pool, "rounds": self.rounds, "hidden_fraction": self.hidden_fraction, "shrinkage": self.shrinkage, "prune_tolerance": self.prune_tolerance, "refit_tolerance": self.refit_tolerance, "refit": self.refit, "seed": self.seed}
+        return {"pool": self.pool, "rounds": self.rounds, "hidden_fraction": self.hidden_fraction, "shrinkage": self.shrinkage, "prune_tolerance": self.prune_tolerance, "refit_tolerance": self.refit_tolerance, "refit": getattr(self, "refit", True), "seed": self.seed}  # (models saved before `refit` existed refitted)
 
     # --- fitting --------------------------------------------------------------------------------
     def _new_member(self, spec):
