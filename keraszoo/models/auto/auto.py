@@ -273,7 +273,9 @@ class AutoImputer(ClassicalImputer):
             imputations, round_members = {}, {}
             for m in active:
                 start = time.perf_counter()
-                member = round_members[m] = self._fit_member(self.members_spec_[m], shown, kept)
+                member = self._fit_member(self.members_spec_[m], shown, kept)
+                if not self.refit:  # kept to impute; with a refit, let it go (a deep member holds a network)
+                    round_members[m] = member
                 imputations[m] = np.clip(self._member_imputation(member, shown, kept), low, high)
                 self.member_seconds_[m] += time.perf_counter() - start
             self.member_rounds_[active] += 1
