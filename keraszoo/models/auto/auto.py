@@ -32,13 +32,17 @@ Per-column stacking (issue #17). `fit_arrays(x, mask)`:
    GAIN, MICE and KNN: the fit took 36.5 s instead of 43.4 s and the test RMSE moved from 0.04721 to
    0.04722. On spam it spared GAIN.
 4. Refit on the whole table every member that some column trusts (a member with weight 0 in every
-   column is dropped: `members_` holds None in its place, and `report()` still lists it). With
-   ``refit=False`` there is no final fit (and so no sparing in step 3): the trusted members of the last
-   validation round impute, fitted on the table without that round's hidden entries. That saves a
-   fit of each trusted member; what it costs depends on the fraction hidden (1-8% of each column on
-   the large benchmark tables, 20% on breast cancer): on breast cancer's first ten columns (20% MCAR,
-   mask seed 7, pool mean, KNN, MICE, two rounds) the RMSE rose from 0.0692 to 0.0783. Off by default; on
-   credit under MAR, `benchmarks/results/auto_reuse_mar50_credit.md`.
+   column is dropped: `members_` holds None in its place, and `report()` still lists it). Without the
+   final fit (``refit=False``; no sparing in step 3 then) the trusted members of the last validation
+   round impute, fitted on the table without that round's hidden entries. That saves a fit of each
+   trusted member; what it costs depends on the fraction hidden (1-8% of each column on the large
+   benchmark tables, 20% on breast cancer): on breast cancer's first ten columns (20% MCAR, mask seed 7,
+   pool mean, KNN, MICE, two rounds) the RMSE rose from 0.0692 to 0.0783; on credit under MAR (1.3%
+   hidden, default pool, 5 seeds, `benchmarks/results/auto_reuse_mar50_credit.md`) it moved from 0.0229
+   to 0.0228. ``refit="auto"`` (the default) refits when a round hides more than 5% of each column
+   (`REFIT_ABOVE`): breast cancer (20%), spam (8%) and wine (6%) are refitted, letter (1.9%) and credit
+   (1.3%) are not. The threshold sits between the fractions measured both ways (20%: refitting helps;
+   1.3%: it does not); spam and wine, unmeasured without the refit, keep it. `refitted_` says which.
 
 Every member's imputation of a column is clipped to the column's observed range, in the validation
 rounds (the round's observed entries) as in `impute` and the export (the fitting table's): a linear
@@ -63,7 +67,7 @@ shrunk weights that would be are moved back towards the column's own least-squar
 enough (`weights.no_worse_than_best_member`). `report()` gives, per column, the weights and each
 member's validation RMSE; `plot_report()` draws the weights.
 
-Cost: a fit is `rounds` fits of every member plus one of each trusted member. `rounds=None` (the
+Cost: a fit is `rounds` fits of every member plus, when refitted, one of each trusted member. `rounds=None` (the
 default) takes as many rounds as give the median column `MIN_VALIDATION` (100) hidden entries, at most
 5: one on the large benchmark tables (300 entries a column) and wine, two on breast cancer (569 rows, 91
 entries a column a round). Measured on breast cancer at 20% MCAR, seeds 0-2
@@ -71,7 +75,13 @@ entries a column a round). Measured on breast cancer at 20% MCAR, seeds 0-2
 0.0458, 2 rounds 0.0456, 1 round 0.0462 (without shrinkage: 0.0467, 0.0469, 0.0480; EM, the best single
 member: 0.0470); two rounds cost about three quarters of three.
 
-Pool: the default is mean, KNN, MICE, MissForest, SoftImpute ("matrix"), EM and GAIN. ``pool="deep"``
+Pool: the default is mean, KNN, MICE, MissForest, SoftImpute ("matrix"), EM, GAIN and, on tables of
+10,000 rows or more, chained equations with gradient-boosted trees per column (`GRADIENT_BOOSTING_MEMBER`:
+`iterative_select` with candidates ``["gradient_boosting"]``, 3 sweeps). A pool entry's ``min_rows``
+makes it sit out fits on smaller tables (`skipped_`); that member's fit cost per MissForest's grows as
+the table shrinks below the size where its trees stop early. On credit under MAR it is what HyperImpute
+had and the pool lacked: with it `auto` went from 0.0229 to 0.0212 (5 seeds, below HyperImpute in every
+one; `benchmarks/results/auto_gb_member_mar50_credit.md`). ``pool="deep"``
 adds every other registered deep imputer of tables (G2LGN, MIWAE, not-MIWAE, EMFlow, MCFlow, MisGAN,
 GAMIN, Datawig). Issue #17 asks for the deep families in the default pool once they exist; they are not,
 by cost: on CPU each one's default training takes 25-190 s on the benchmark tables (MIWAE 130 s, EMFlow
@@ -80,8 +90,8 @@ them would cost many times the 5x-MissForest budget, and none of them was the be
 of those tables. An entry is a
 registered imputer's name or ``{"name": ..., "params": {...}, "fit": {...}}`` (constructor parameters,
 and a deep member's training parameters); members that take a `seed` get the model's unless given.
-`iterative_select` (HyperImpute-style learner selection per column inside chained equations) is an
-optional member: several times MissForest's fit, so not in the default pool.
+`iterative_select` with all its candidates (HyperImpute-style learner selection per column inside
+chained equations) is an optional member: several times MissForest's fit, so not in the default pool.
 
 Export: the SavedModel combines the members' TensorFlow imputations with the learned weights in one
 graph. Members without one (MICE with ``sample_posterior=True``) are left out of the exported pool
@@ -99,23 +109,30 @@ from keraszoo.models.auto.weights import STRENGTHS, Moments, shrunk_column_weigh
 from keraszoo.models.classical.base import ClassicalImputer
 from keraszoo.registry import get_model, get_model_class, is_deep, list_models, model_parameters, model_task, register_model
 
-DEFAULT_POOL = ("mean", "knn", "mice", "missforest", "matrix", "em", "gain")
+# Chained equations with gradient-boosted trees per column (HyperImpute's winning learner on credit under
+# MAR), for tables of 10,000 rows or more only: from there scikit-learn's HistGradientBoostingRegressor
+# stops early, which bounds its cost (one fit of it against MissForest's, 20% MCAR, seed 0: credit 0.71x,
+# letter 1.22x; below, without early stopping: spam 2.19x, breast cancer 1.43x, too dear for the 5x budget).
+GRADIENT_BOOSTING_MEMBER = {"name": "iterative_select", "params": {"candidates": ["gradient_boosting"], "max_iter": 3}, "min_rows": 10_000}
+DEFAULT_POOL = ("mean", "knn", "mice", "missforest", "matrix", "em", "gain", GRADIENT_BOOSTING_MEMBER)
 NAMED_POOLS = ("default", "deep")
 MIN_VALIDATION = 100  # hidden entries the median column should get when `rounds` is None ...
 MAX_ROUNDS = 5  # ... in at most this many rounds
 HIDDEN_PER_ROUND = 300  # when `hidden_fraction` is None: the median column hides this many entries a round ...
 MAX_HIDDEN_FRACTION = 0.2  # ... but at most this fraction of its observed entries
 REFIT_TOLERANCE = 0.002  # default: a member whose loss raises the validation RMSE by at most 0.2% is not refitted
+REFIT_ABOVE = 0.05  # refit="auto": refit the members when a round hides more than this fraction of each column
 
 
 def named_pool(name):
     """The members of a named pool: "default" (`DEFAULT_POOL`) or "deep" (the default plus every other
     registered deep imputer of tables, read from the registry, so a new family joins it unedited)."""
+    default = [entry if isinstance(entry, str) else dict(entry) for entry in DEFAULT_POOL]
     if name == "default":
-        return list(DEFAULT_POOL)
+        return default
     if name == "deep":
         deep = [n for n in list_models(kind="deep", task="impute") if n not in DEFAULT_POOL and "table" in get_model_class(n).example_kinds]
-        return list(DEFAULT_POOL) + deep
+        return default + deep
     raise ValueError(f"auto: unknown named pool {name!r} (named pools: {', '.join(NAMED_POOLS)}; or give a list of members)")
 
 
@@ -138,14 +155,18 @@ def refit_cost_order(names, members):
 
 
 def member_spec(entry, where="auto"):
-    """A pool entry as ``{"name", "params", "fit"}``, checked: a registered table imputer other than auto."""
+    """A pool entry as ``{"name", "params", "fit", "min_rows"}``, checked: a registered table imputer other
+    than auto. ``min_rows`` (default 0): the member joins only fits on tables of at least that many rows."""
     if isinstance(entry, str):
         entry = {"name": entry}
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise ValueError(f"{where}: a pool entry is a model name or a dict with a 'name', got {entry!r}")
-    unknown = sorted(set(entry) - {"name", "params", "fit"})
+    unknown = sorted(set(entry) - {"name", "params", "fit", "min_rows"})
     if unknown:
-        raise ValueError(f"{where}: pool entry {entry['name']!r} has unknown key(s) {', '.join(unknown)} (valid: name, params, fit)")
+        raise ValueError(f"{where}: pool entry {entry['name']!r} has unknown key(s) {', '.join(unknown)} (valid: name, params, fit, min_rows)")
+    min_rows = entry.get("min_rows", 0)
+    if isinstance(min_rows, bool) or not isinstance(min_rows, (int, np.integer)) or min_rows < 0:
+        raise ValueError(f"{where}: pool entry {entry['name']!r}: min_rows must be an integer >= 0, got {min_rows!r}")
     name = entry["name"]
     cls = get_model_class(name)  # unknown names: an error listing the registered ones
     if name == AutoImputer.registry_name or issubclass(cls, AutoImputer):
@@ -158,7 +179,7 @@ def member_spec(entry, where="auto"):
     if fit and not is_deep(name):
         raise ValueError(f"{where}: pool member {name!r} is classical and takes no training parameters, got {sorted(fit)}")
     get_model(name, **params)  # unknown constructor parameters: an error naming the valid ones
-    return {"name": name, "params": params, "fit": fit}
+    return {"name": name, "params": params, "fit": fit, "min_rows": int(min_rows)}
 
 
 @register_model("auto")
@@ -167,7 +188,7 @@ class AutoImputer(ClassicalImputer):
 
     contract_params = {"pool": ["mean", {"name": "knn", "params": {"n_neighbors": 3}}], "rounds": 2, "hidden_fraction": 0.3, "seed": 1}
 
-    def __init__(self, pool=DEFAULT_POOL, rounds=None, hidden_fraction=None, shrinkage="cv", prune_tolerance=None, refit_tolerance=REFIT_TOLERANCE, refit=True, seed=0):
+    def __init__(self, pool=DEFAULT_POOL, rounds=None, hidden_fraction=None, shrinkage="cv", prune_tolerance=None, refit_tolerance=REFIT_TOLERANCE, refit="auto", seed=0):
         super().__init__()
         if isinstance(pool, str):
             self.pool, entries = pool, named_pool(pool)
@@ -188,8 +209,8 @@ class AutoImputer(ClassicalImputer):
             raise ValueError(f"auto: prune_tolerance must be in [0, 1) or None (never prune), got {prune_tolerance!r}")
         if refit_tolerance is not None and (isinstance(refit_tolerance, bool) or not isinstance(refit_tolerance, (int, float)) or not 0 <= refit_tolerance < 1):
             raise ValueError(f"auto: refit_tolerance must be in [0, 1) or None (refit every trusted member), got {refit_tolerance!r}")
-        if not isinstance(refit, (bool, np.bool_)):
-            raise ValueError(f"auto: refit must be True (refit the trusted members on the whole table) or False (keep the last validation round's), got {refit!r}")
+        if not (isinstance(refit, (bool, np.bool_)) or (isinstance(refit, str) and refit == "auto")):
+            raise ValueError(f"auto: refit must be True (refit the trusted members on the whole table), False (keep the last validation round's) or 'auto' (refit when a round hides more than {REFIT_ABOVE:.0%} of each column), got {refit!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"auto: seed must be an integer, got {seed!r}")
         self.rounds = None if rounds is None else int(rounds)
@@ -198,7 +219,7 @@ class AutoImputer(ClassicalImputer):
         self.shrinkage = shrinkage if shrinkage == "cv" else float(shrinkage)
         self.prune_tolerance = None if prune_tolerance is None else float(prune_tolerance)
         self.refit_tolerance = None if refit_tolerance is None else float(refit_tolerance)
-        self.refit = bool(refit)
+        self.refit = refit if isinstance(refit, str) else bool(refit)
         names = [spec["name"] for spec in self.members_spec_]
         # unique labels for the report: "knn", "knn#2", ...
         self.labels = [name if names[:i].count(name) == 0 else f"{name}#{names[:i].count(name) + 1}" for i, name in enumerate(names)]
@@ -261,7 +282,13 @@ class AutoImputer(ClassicalImputer):
         self.hidden_fraction_ = self.hidden_fraction if self.hidden_fraction is not None else min(MAX_HIDDEN_FRACTION, HIDDEN_PER_ROUND / max(median_observed, 1.0))
         per_round = self.hidden_fraction_ * median_observed
         self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
-        active = list(range(n_members))
+        refit = getattr(self, "refit", True)
+        self.refitted_ = bool(self.hidden_fraction_ > REFIT_ABOVE) if refit == "auto" else bool(refit)
+        # members whose `min_rows` the table does not reach sit this fit out (weight 0, never fitted)
+        active = [m for m, spec in enumerate(self.members_spec_) if x.shape[0] >= spec.get("min_rows", 0)]
+        self.skipped_ = [self.labels[m] for m in range(n_members) if m not in active]
+        if not active:
+            raise ValueError(f"auto.fit: every pool member needs more rows than the table's {x.shape[0]} (min_rows)")
         self.spared_ = []
         self.member_rounds_ = np.zeros(n_members, dtype=np.int64)  # validation rounds each member ran
         self.member_seconds_ = np.zeros(n_members)  # their fit-and-impute time over those rounds
@@ -274,7 +301,7 @@ class AutoImputer(ClassicalImputer):
             for m in active:
                 start = time.perf_counter()
                 member = self._fit_member(self.members_spec_[m], shown, kept)
-                if not self.refit:  # kept to impute; with a refit, let it go (a deep member holds a network)
+                if not self.refitted_:  # kept to impute; with a refit, let it go (a deep member holds a network)
                     round_members[m] = member
                 imputations[m] = np.clip(self._member_imputation(member, shown, kept), low, high)
                 self.member_seconds_[m] += time.perf_counter() - start
@@ -298,11 +325,11 @@ class AutoImputer(ClassicalImputer):
         self.validated_entries_ = np.zeros(d, dtype=np.int64)
         for j, (p, t) in hidden_entries.items():
             ran = np.isfinite(p)  # a pruned member's RMSE is over the rounds it ran
-            self.validation_rmse_[j] = [np.sqrt(((p[ran[:, m], m] - t[ran[:, m]]) ** 2).mean()) for m in range(n_members)]
+            self.validation_rmse_[j] = [np.sqrt(((p[ran[:, m], m] - t[ran[:, m]]) ** 2).mean()) if ran[:, m].any() else np.nan for m in range(n_members)]
             self.validated_entries_[j] = t.size
         strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
         self.weights_, self.shrinkage_ = self._solve_weights(hidden_entries, active, strengths)
-        if self.refit and self.refit_tolerance is not None:  # (without a refit there is nothing to spare)
+        if self.refitted_ and self.refit_tolerance is not None:  # (without a refit there is nothing to spare)
             self.weights_ = self._spare_refits(hidden_entries, active, self.weights_, self.shrinkage_)
         self.validation_entries_ = hidden_entries  # (for diagnostics; not saved)
         self.auto_rmse_ = np.full(d, np.nan)
@@ -310,7 +337,7 @@ class AutoImputer(ClassicalImputer):
             used = np.flatnonzero(self.weights_[j])
             self.auto_rmse_[j] = np.sqrt(((p[:, used] @ self.weights_[j, used] - t) ** 2).mean())
         self.low_, self.high_ = self._observed_range(x, mask)
-        if self.refit:
+        if self.refitted_:
             self.members_ = [self._fit_member(spec, x, mask) if self.weights_[:, m].any() else None for m, spec in enumerate(self.members_spec_)]
         else:  # the last round's members (fitted without its hidden entries); a member pruned before it has weight 0
             self.members_ = [round_members.get(m) if self.weights_[:, m].any() else None for m in range(n_members)]
@@ -443,7 +470,8 @@ class AutoImputer(ClassicalImputer):
         entries were hidden ("validated entries"), in the model's min-max scaled units. `attrs` holds the
         shrinkage strength used, the number of rounds, the fraction of each column's observed entries
         hidden a round ("hidden_fraction"), each member's rounds (fewer when pruned) and the members
-        whose final fit was spared ("spared")."""
+        whose final fit was spared ("spared"), those that sat the fit out for want of rows ("skipped",
+        `min_rows`), and whether the members were refitted on the whole table ("refitted")."""
         import pandas as pd
 
         if not hasattr(self, "weights_"):
@@ -456,7 +484,8 @@ class AutoImputer(ClassicalImputer):
         frame.index.name = "column"
         frame.attrs.update(
             shrinkage=self.shrinkage_, rounds=self.rounds_, hidden_fraction=getattr(self, "hidden_fraction_", self.hidden_fraction),  # (models saved before it was recorded: their fixed fraction)
-            member_rounds=dict(zip(self.labels, self.member_rounds_.tolist())), spared=list(self.spared_)
+            member_rounds=dict(zip(self.labels, self.member_rounds_.tolist())), spared=list(self.spared_),
+            skipped=list(getattr(self, "skipped_", [])), refitted=getattr(self, "refitted_", getattr(self, "refit", True)),  # (older models: no skipping; their refit flag)
         )
         return frame
 

@@ -151,6 +151,30 @@ def test_without_refit_the_last_rounds_members_impute_and_nothing_is_fitted_agai
         keraszoo.get_model("auto", refit="yes")
 
 
+def test_refit_auto_refits_where_a_round_hides_over_5_percent_and_a_member_below_its_min_rows_sits_out():
+    table, observed = copy_and_noise_table(rows=300, seed=8)
+    shown, mask = np.where(observed, table, 0.0), observed.astype(float)
+    pool = ["mean", {"name": "knn", "min_rows": 301}, {"name": "mice", "min_rows": 300}]
+    for fraction, refitted in ((0.3, True), (0.04, False)):
+        fitted = []
+        auto = keraszoo.get_model("auto", pool=pool, rounds=1, hidden_fraction=fraction, seed=0)
+        fit_member = auto._fit_member
+        auto._fit_member = lambda spec, x, m: fitted.append(spec["name"]) or fit_member(spec, x, m)
+        auto.fit_arrays(shown, mask)
+        report = auto.report()
+        assert auto.refitted_ is refitted and report.attrs["refitted"] is refitted, fraction
+        assert auto.skipped_ == ["knn"] and report.attrs["skipped"] == ["knn"]
+        assert "knn" not in fitted and auto.members_[1] is None and not auto.weights_[:, 1].any()
+        assert np.isnan(report["rmse: knn"]).all() and report.attrs["member_rounds"]["knn"] == 0
+        trusted = [auto.labels[m] for m in range(3) if auto.weights_[:, m].any() and auto.labels[m] not in auto.spared_]
+        assert fitted == ["mean", "mice"] + (trusted if refitted else []), (fraction, fitted)
+        imputed = auto.impute(shown, mask)
+        np.testing.assert_array_equal(imputed[observed], table[observed])
+        assert np.isfinite(imputed).all()
+    with pytest.raises(ValueError, match="min_rows"):
+        keraszoo.get_model("auto", pool=[{"name": "mean", "min_rows": 301}], rounds=1).fit_arrays(shown, mask)
+
+
 def test_members_that_add_nothing_after_the_first_round_skip_the_later_rounds():
     rng = np.random.default_rng(6)
     signal = rng.random(240)
@@ -228,12 +252,13 @@ def test_the_named_deep_pool_adds_every_deep_table_imputer_from_the_registry():
 
     auto = keraszoo.get_model("auto", pool="deep")
     names = [spec["name"] for spec in auto.members_spec_]
-    assert names[: len(DEFAULT_POOL)] == list(DEFAULT_POOL)
+    default_names = [entry if isinstance(entry, str) else entry["name"] for entry in DEFAULT_POOL]
+    assert names[: len(DEFAULT_POOL)] == default_names
     assert {"g2lgn", "miwae", "notmiwae", "emflow", "mcflow", "misgan", "gamin", "datawig"} <= set(names)
     assert not {"dmfa", "wae", "misconv", "cnn", "auto"} & set(names)  # images only, classifiers, itself
     assert len(set(names)) == len(names)
     assert auto.get_config()["pool"] == "deep" and type(auto)(**auto.get_config()).labels == auto.labels
-    assert keraszoo.get_model("auto", pool="default").labels == list(DEFAULT_POOL)
+    assert keraszoo.get_model("auto", pool="default").labels == default_names
 
 
 def test_bad_pools_and_parameters_are_refused_with_a_clear_error():
@@ -248,6 +273,9 @@ def test_bad_pools_and_parameters_are_refused_with_a_clear_error():
         ({"pool": [{"name": "knn", "params": {"k": 3}}]}, "valid parameters"),
         ({"pool": [{"name": "knn", "fit": {"iterations": 3}}]}, "takes no training parameters"),
         ({"pool": [{"name": "knn", "extra": 1}]}, "unknown key"),
+        ({"pool": [{"name": "knn", "min_rows": -1}]}, "min_rows"),
+        ({"pool": [{"name": "knn", "min_rows": 1.5}]}, "min_rows"),
+        ({"refit": "sometimes"}, "refit must be"),
         ({"rounds": 0}, "rounds"),
         ({"hidden_fraction": 1.0}, "hidden_fraction"),
         ({"prune_tolerance": -0.1}, "prune_tolerance"),
