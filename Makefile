@@ -16,10 +16,11 @@ demo: $(STAMP)
 	$(PY) -m training.demo
 
 # One worker per core, at most 4 (each holds its own TensorFlow); a test file stays on one worker, so
-# its module fixtures are built once. TEST_WORKERS=0 runs in this process.
+# its module fixtures are built once; files go out longest first (conftest.py, tests/durations.json).
+# TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(PY) -m training.benchmark --models mean,knn,mice,missforest,matrix,em,gain --datasets spam,letter,credit --miss-rate 0.2 --seeds 5

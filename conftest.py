@@ -22,9 +22,33 @@ def _share_the_cores():
 
 _share_the_cores()
 
+import json
+
 import pytest
 
 from keraszoo import testing
+
+DURATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests", "durations.json")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest test files first, by `tests/durations.json` (seconds per file, as
+    `python tests/update_durations.py LOG` reads them from a ``--durations=0`` run).
+
+    `make test` spreads whole files over the workers (``--dist loadfile``) in collection order
+    (``--no-loadscope-reorder``; xdist would otherwise sort files by their number of tests), so a long
+    file handed out last leaves one worker running it alone while the other core idles: 8 of the 31
+    minutes of a 2-core run before this order. Files not in the table (new ones) go last, in collection
+    order; tests keep their order within a file. A missing or unreadable table changes nothing."""
+    try:
+        with open(DURATIONS, encoding="utf-8") as f:
+            costs = {str(k): float(v) for k, v in json.load(f).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return
+    first = {}
+    for i, item in enumerate(items):
+        first.setdefault(item.nodeid.split("::")[0], i)
+    items.sort(key=lambda item: (-costs.get(item.nodeid.split("::")[0], 0.0), first[item.nodeid.split("::")[0]]))
 
 
 @pytest.fixture(scope="session")
