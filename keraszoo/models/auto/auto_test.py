@@ -151,11 +151,11 @@ def test_without_refit_the_last_rounds_members_impute_and_nothing_is_fitted_agai
         keraszoo.get_model("auto", refit="yes")
 
 
-def test_refit_auto_refits_where_a_round_hides_over_5_percent_and_a_member_below_its_min_rows_sits_out():
+def test_refit_auto_refits_where_a_round_hides_over_3_percent_and_a_member_below_its_min_rows_sits_out():
     table, observed = copy_and_noise_table(rows=300, seed=8)
     shown, mask = np.where(observed, table, 0.0), observed.astype(float)
     pool = ["mean", {"name": "knn", "min_rows": 301}, {"name": "mice", "min_rows": 300}]
-    for fraction, refitted in ((0.3, True), (0.04, False)):
+    for fraction, refitted in ((0.04, True), (0.02, False)):
         fitted = []
         auto = keraszoo.get_model("auto", pool=pool, rounds=1, hidden_fraction=fraction, seed=0)
         fit_member = auto._fit_member
