@@ -4,29 +4,52 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _share_the_cores():
-    """Under pytest-xdist, give each worker its share of the cores before numpy or TensorFlow load.
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-    Left alone, every worker's TensorFlow (intra- and inter-op pools) and BLAS size their thread pools
-    to all the cores, so on 2 cores two workers run 8 or more spinning threads and much of the CPU time
-    goes to waiting. Set before the libraries load (they read these once); subprocesses a test starts
-    (README snippets, fresh-process export checks, servers) inherit them. Explicit settings win."""
+
+def _worker_threads():
+    """Under pytest-xdist, each worker's share of the cores (None when not a worker of several)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers < 2:
-        return
+        return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = str(max(1, cores // workers))
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ.setdefault(name, threads)
+    return max(1, cores // workers)
 
 
-_share_the_cores()
+# Left alone, every worker's BLAS and TensorFlow size their thread pools to all the cores, so on 2
+# cores two workers run many spinning threads and much of the CPU time goes to waiting (measured on the
+# whole suite, 2 workers: 3110 s of CPU, 31:13 wall; with BLAS and both TensorFlow pools limited
+# through the environment, subprocesses included, 2618 s and 26:07 — but a later run saw a server
+# subprocess outlive its SIGTERM by 30 s under that, so this narrower form is used, not yet timed on
+# the whole suite). Only the worker processes are limited: BLAS reads its variables when numpy loads,
+# so they are set for that import and then restored, and TensorFlow's intra-op pool is set through its
+# API; subprocesses a test starts (servers, README snippets, fresh-process export checks) run with the
+# defaults, as a user's would.
+_THREADS = _worker_threads()
+_SAVED = {name: os.environ.get(name) for name in BLAS_THREADS}
+if _THREADS:
+    for _name in BLAS_THREADS:
+        os.environ.setdefault(_name, str(_THREADS))
 
 import json
 
+import numpy  # noqa: F401  (BLAS reads the variables above as it loads)
 import pytest
 
 from keraszoo import testing
+
+if _THREADS:
+    for _name, _value in _SAVED.items():
+        if _value is None:
+            os.environ.pop(_name, None)
+        else:
+            os.environ[_name] = _value
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(_THREADS)
+    except RuntimeError:  # TensorFlow already ran an op: its pools are fixed; leave them
+        pass
 
 DURATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests", "durations.json")
 
