@@ -650,3 +650,16 @@ def test_paper_column_follows_the_protocol():
     assert mar == {"emflow": {"letter": "0.1095", "credit": "0.0239", "wine": "0.1020"}}
     for argv in (["--protocol", "kfold"], kfold + ["--miss-rate", "0.3"], ["--protocol", "holdout"], kfold + ["--mechanism", "mar"]):
         assert reference(argv) is None, argv
+
+
+def test_warm_up_fits_each_zoo_model_once_untimed_before_the_timed_runs_and_changes_no_score(tmp_path, monkeypatch, capsys):
+    plain = benchmark.main(["--models", "mean,knn", "--datasets", "breast", "--seeds", "2", "--quiet", "--output", str(tmp_path / "a.md")])
+    calls, real = [], benchmark.run_one
+    monkeypatch.setattr(benchmark, "run_one", lambda model, params, truth, *a, **k: calls.append((model, len(truth))) or real(model, params, truth, *a, **k))
+    output = tmp_path / "b.md"
+    warmed = benchmark.main(["--models", "mean,knn", "--datasets", "breast", "--seeds", "2", "--warm-up", "--output", str(output)])
+    rows = benchmark.WARM_UP_ROWS
+    assert calls == [("mean", rows), ("knn", rows)] + [(m, 569) for _ in range(2) for m in ("mean", "knn")]
+    assert [(r.score, r.seed) for runs in warmed.values() for r in runs] == [(r.score, r.seed) for runs in plain.values() for r in runs]
+    assert f"warm-up: knn on {rows} rows of breast" in capsys.readouterr().err
+    assert "`--warm-up`" in output.read_text() and "`--warm-up`" not in (tmp_path / "a.md").read_text()
