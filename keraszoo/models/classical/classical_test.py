@@ -340,3 +340,22 @@ def test_mice_with_posterior_draws_is_not_exportable():
     assert get_model("mice", max_iter=2).fit_arrays(x, mask).exportable()
     with pytest.raises(NotImplementedError, match="sample_posterior"):
         drawn.tf_impute(tf.constant(x, tf.float32), tf.constant(mask, tf.float32))
+
+
+def test_missforest_forests_add_their_trees_in_order_whatever_n_jobs():
+    """Threaded prediction added the trees in the order their threads finished: the last bit of
+    MissForest's imputations, and `auto`'s choices downstream of them, varied between runs."""
+    from keraszoo.models.classical.iterative import OrderedSumForest
+
+    x, y = load_breast_cancer(return_X_y=True)
+    forest = OrderedSumForest(n_estimators=40, n_jobs=2, random_state=0).fit(x, y)
+    expected = np.zeros(len(x))
+    for tree in forest.estimators_:
+        expected += tree.predict(x)
+    expected /= len(forest.estimators_)
+    for _ in range(5):
+        assert np.array_equal(forest.predict(x), expected)
+    assert forest.n_jobs == 2  # fitting stays parallel
+    holes = np.random.default_rng(0).random(x.shape) > 0.2
+    imputations = [get_model("missforest", n_estimators=20, max_iter=2, n_jobs=2).fit_arrays(np.where(holes, x, 0.0), holes * 1.0).impute(np.where(holes, x, 0.0), holes * 1.0) for _ in range(2)]
+    assert np.array_equal(*imputations)
