@@ -283,7 +283,6 @@ class AutoImputer(ClassicalImputer):
         self.hidden_fraction_ = self.hidden_fraction if self.hidden_fraction is not None else min(MAX_HIDDEN_FRACTION, HIDDEN_PER_ROUND / max(median_observed, 1.0))
         per_round = self.hidden_fraction_ * median_observed
         self.rounds_ = self.rounds or int(min(MAX_ROUNDS, max(1, math.ceil(MIN_VALIDATION / max(per_round, 1.0)))))
-        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
         refit = getattr(self, "refit", True)
         self.refitted_ = bool(self.hidden_fraction_ > REFIT_ABOVE) if refit == "auto" else bool(refit)
         # members whose `min_rows` the table does not reach sit this fit out (weight 0, never fitted)
@@ -317,14 +316,8 @@ class AutoImputer(ClassicalImputer):
                     predictions[j].append(block)
                     targets[j].append(x[rows, j])
             if round_ == 0 and self.rounds_ > 1:
-                # members that add nothing on the first round's entries skip the later rounds: those the
-                # optional pruning drops, and those the final fit would spare (step 3, on this round's entries)
-                first = self._hidden_entries(predictions, targets)
-                active = self._prune(first, active)
-                if self.refitted_ and self.refit_tolerance is not None and first:
-                    weights, strength = self._solve_weights(first, active, strengths)
-                    _, spared = self._spare(first, active, weights, strength, candidates=active)
-                    active = [m for m in active if m not in spared]
+                # members that add nothing on the first round's entries skip the later rounds
+                active = self._prune(self._hidden_entries(predictions, targets), active)
         hidden_entries = self._hidden_entries(predictions, targets)
         if not hidden_entries:
             raise ValueError("auto.fit: no column has two observed values, so nothing can be held out to learn the weights")
@@ -335,10 +328,10 @@ class AutoImputer(ClassicalImputer):
             ran = np.isfinite(p)  # a pruned member's RMSE is over the rounds it ran
             self.validation_rmse_[j] = [np.sqrt(((p[ran[:, m], m] - t[ran[:, m]]) ** 2).mean()) if ran[:, m].any() else np.nan for m in range(n_members)]
             self.validated_entries_[j] = t.size
+        strengths = STRENGTHS if self.shrinkage == "cv" else (self.shrinkage,)
         self.weights_, self.shrinkage_ = self._solve_weights(hidden_entries, active, strengths)
         if self.refitted_ and self.refit_tolerance is not None:  # (without a refit there is nothing to spare)
-            trusted = [m for m in active if self.weights_[:, m].any()]
-            self.weights_, _ = self._spare(hidden_entries, active, self.weights_, self.shrinkage_, candidates=trusted)
+            self.weights_ = self._spare_refits(hidden_entries, active, self.weights_, self.shrinkage_)
         self.validation_entries_ = hidden_entries  # (for diagnostics; not saved)
         self.auto_rmse_ = np.full(d, np.nan)
         for j, (p, t) in hidden_entries.items():
@@ -359,17 +352,16 @@ class AutoImputer(ClassicalImputer):
             weights[j, members] = column_weights[j] if j in column_weights else pooled
         return weights, strength
 
-    def _spare(self, hidden_entries, active, weights, strength, candidates):
-        """(`weights` re-solved without the costliest `candidates` the final fit can spare, their indices).
+    def _spare_refits(self, hidden_entries, active, weights, strength):
+        """`weights` re-solved without the costliest trusted members the final fit can spare.
 
-        Candidates are tried in `refit_cost_order` (costliest first, deterministic); one goes when, with
-        the weights re-solved without it (same shrinkage `strength`), the RMSE over all hidden entries
-        stays within (1 + refit_tolerance) of that of `weights`, and every column stays no worse than its
-        best member of `active` on its entries (the guarantee of the module docstring). A member that goes
-        is not refitted on the whole table; its label is added to `spared_`. After the first of several
-        rounds (on that round's entries; every member of `active` a candidate, so one no column trusts yet
-        goes too) a member that goes also skips the later rounds: the guarantee then holds for it on the
-        first round's entries, and for the members that ran every round on all of them.
+        Members are tried in `refit_cost_order` (costliest first, deterministic); one goes
+        when, with the weights re-solved without it (same shrinkage `strength`), the RMSE over all hidden
+        entries stays within (1 + refit_tolerance) of that of `weights`, and every column stays no worse
+        than its best member of `active` on its entries (the guarantee of the module docstring). A member
+        that goes is not refitted on the whole table; its label is added to `spared_`. (Sparing members
+        after the first round too would save their later rounds, but the guarantee would then hold for
+        them on the first round's entries only.)
         """
         columns = {j: Moments.of(p[:, active], t) for j, (p, t) in hidden_entries.items()}
         total = sum(m.n for m in columns.values())
@@ -379,7 +371,7 @@ class AutoImputer(ClassicalImputer):
 
         limit = (1.0 + self.refit_tolerance) ** 2 * squared_error(weights) + 1e-12 * total
         best = {j: float(m.member_mse().min()) for j, m in columns.items()}
-        kept, spared = list(candidates), []
+        kept = [m for m in active if weights[:, m].any()]
         for m in refit_cost_order([self.members_spec_[k]["name"] for k in kept], kept):
             if len(kept) == 1:
                 break
@@ -387,9 +379,8 @@ class AutoImputer(ClassicalImputer):
             if squared_error(trial) <= limit and all(columns[j].mse(trial[j, active]) <= best[j] + 1e-12 for j in columns):
                 kept.remove(m)
                 weights = trial
-                spared.append(m)
                 self.spared_.append(self.labels[m])
-        return weights, spared
+        return weights
 
     @staticmethod
     def _hidden_entries(predictions, targets):

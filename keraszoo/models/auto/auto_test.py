@@ -190,8 +190,8 @@ def test_members_that_add_nothing_after_the_first_round_skip_the_later_rounds():
     assert fitted == ["zero", "mice", "mean", "mice", "mice", "mice"]  # the last: the refit on the whole table
     assert auto.members_[0] is None and auto.members_[2] is None
     np.testing.assert_array_equal(auto.weights_[:, 1], 1.0)
-    # never pruning nor sparing: every member runs every round, and the weights may still leave some out
-    keep_all = keraszoo.get_model("auto", pool=["zero", "mice", "mean"], rounds=3, seed=0, refit_tolerance=None).fit_arrays(shown, mask)
+    # never pruning: every member runs every round, and the weights may still leave some out
+    keep_all = keraszoo.get_model("auto", pool=["zero", "mice", "mean"], rounds=3, seed=0).fit_arrays(shown, mask)
     assert keep_all.member_rounds_.tolist() == [3, 3, 3]
     imputed = auto.impute(shown, mask)
     np.testing.assert_array_equal(imputed[observed], scaled[observed])
@@ -394,7 +394,7 @@ def test_the_final_fit_spares_the_costliest_member_the_weights_can_do_without():
 
     def spare(tolerance, seconds):  # the rule on the fitted entries; the measured timings must not matter
         full.refit_tolerance, full.member_seconds_, full.spared_ = tolerance, np.array(seconds), []
-        return full._spare(entries, [0, 1, 2], full.weights_, full.shrinkage_, candidates=[0, 1, 2])[0]
+        return full._spare_refits(entries, [0, 1, 2], full.weights_, full.shrinkage_)
 
     # tried costliest first by kind, not by this fit's timings: MICE, then KNN, then the mean
     assert auto_module.refit_cost_order(["mean", "knn", "mice"], [0, 1, 2]) == [2, 1, 0]
@@ -423,31 +423,6 @@ def test_the_final_fit_spares_the_costliest_member_the_weights_can_do_without():
         assert auto.members_[auto.labels.index(label)] is None and fitted.count(label) == 1
     imputed = auto.impute(shown, mask)
     np.testing.assert_array_equal(imputed[observed], scaled[observed])
-
-
-def test_a_member_the_final_fit_would_spare_after_the_first_round_skips_the_later_rounds():
-    table, observed = copy_and_noise_table(rows=300, seed=4)
-    scaled = (table - table.min(0)) / (table.max(0) - table.min(0))
-    shown, mask = np.where(observed, scaled, 0.0), observed.astype(float)
-    pool = ["mean", {"name": "knn", "params": {"n_neighbors": 5}}, "mice"]
-    fitted = []
-    auto = keraszoo.get_model("auto", pool=pool, rounds=3, seed=0, refit_tolerance=0.5)
-    fit_member = auto._fit_member
-    auto._fit_member = lambda spec, x, m: fitted.append(spec["name"]) or fit_member(spec, x, m)
-    auto.fit_arrays(shown, mask)
-    report = auto.report()
-    early = [m for m in range(3) if auto.member_rounds_[m] == 1]
-    assert early and auto.member_rounds_.max() == 3, report.attrs  # (the same rule and tolerance as the final fit's)
-    for m in early:  # fitted in the first round only: weight 0, no refit, listed as spared
-        assert fitted.count(auto.members_spec_[m]["name"]) == 1 and auto.members_[m] is None
-        assert not auto.weights_[:, m].any() and auto.labels[m] in report.attrs["spared"]
-    # the guarantee for the members that ran every round, on all the hidden entries
-    complete = auto.validation_rmse_[:, auto.member_rounds_ == 3]
-    assert (auto.auto_rmse_ <= complete.min(axis=1) + 1e-12).all(), report
-    # without a final fit, nothing is spared, after the first round either
-    kept = keraszoo.get_model("auto", pool=pool, rounds=3, seed=0, refit_tolerance=0.5, refit=False).fit_arrays(shown, mask)
-    assert kept.member_rounds_.tolist() == [3, 3, 3] and kept.spared_ == []
-    np.testing.assert_array_equal(auto.impute(shown, mask)[observed], scaled[observed])
 
 
 def test_save_and_load_keep_a_deep_member(tmp_path):
