@@ -398,30 +398,20 @@ def test_signatures_switch_to_the_flat_call_only_after_it_matched(base_path, imp
     np.testing.assert_allclose(second, imputers["gain"].transform(rows), **TOLERANCE)
 
 
-def test_load_test_reports_every_measurement(base_path, capsys):
+def test_load_test_reports_every_measurement_and_compares_batching_off_and_on(base_path, capsys):
+    """One run (each run starts its own servers): every batch size's measurements, then batching off and on."""
     from serving import loadtest
 
     results = loadtest.main(
-        ["--model-base-path", base_path, "--model", "mean_only", "--clients", "2", "--batch-sizes", "1,16", "--requests", "30"]
+        ["--model-base-path", base_path, "--model", "mean_only", "--clients", "2", "--batch-sizes", "1,16", "--requests", "30",
+         "--batching-clients", "4", "--batching-requests", "10", "--max-seconds", "20"]
     )
-    assert [(r["batch"], r["how"]) for r in results] == [
+    assert [(r["batch"], r["how"]) for r in results[:-2]] == [
         (batch, how) for batch in (1, 16) for how in ("in-process", "grpc 1 client", "grpc 2 clients")
     ]
+    assert [r["how"] for r in results[-2:]] == ["grpc 4 clients, batching off", "grpc 4 clients, batching on"]
     assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
     out = capsys.readouterr().out
     assert "server overhead in latency" in out and "transport floor" in out and "grpc status" in out
-
-
-def test_load_test_compares_batching_off_and_on_and_prints_the_targets(base_path, capsys):
-    from serving import loadtest
-
-    results = loadtest.main(
-        ["--model-base-path", base_path, "--model", "mean_only", "--clients", "2", "--batch-sizes", "1", "--requests", "30",
-         "--batching-clients", "4", "--batching-requests", "10", "--max-seconds", "20"]
-    )
-    hows = [r["how"] for r in results]
-    assert hows[-2:] == ["grpc 4 clients, batching off", "grpc 4 clients, batching on"]
-    assert all(0 < r["p50"] <= r["p95"] <= r["p99"] and r["rows_per_s"] > 0 for r in results)
-    out = capsys.readouterr().out
     assert "target one row:" in out and "target batching:" in out and "batching parameters (default)" in out and "server gRPC threads 4" in out
     assert "load average" in out

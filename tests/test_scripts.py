@@ -82,11 +82,6 @@ def test_cli_impute_fit_save_and_reuse(tmp_path, capsys):
     assert status != 0 and "immutable" in err
 
 
-def test_cli_lists_models():
-    out = subprocess.run([sys.executable, "-m", "keraszoo.cli", "models"], capture_output=True, text=True, check=True).stdout
-    assert "gain" in out and "hint_rate=0.9" in out and "knn" in out
-
-
 def test_speed_loops_run_exactly_the_steps_asked():
     """Counted with the optimizers' iterations: 30 steps at 7 per call is 4 calls of 7 and one of 2."""
     from training import speed

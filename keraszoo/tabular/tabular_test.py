@@ -241,8 +241,8 @@ def test_savedmodel_export_takes_raw_named_columns_and_serves_what_the_imputer_p
     assert keys["od280/od315 (diluted)"] == "od280_od315__diluted_" and keys["alcohol"] == "alcohol"
 
     inputs = [c for c in holed.columns if c != "cultivar"]
-    imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(holed, epochs=8)
-    completer = Completer(columns=["cultivar", "alcohol", "proline", "cellar"], per_column=False, seed=0, fit_params={"epochs": 8}).fit(holed)
+    imputer = SimpleImputer(inputs, "cultivar", seed=0).fit(holed, epochs=3)  # few epochs: this test checks the export, not learning
+    completer = Completer(columns=["cultivar", "alcohol", "proline", "cellar"], per_column=False, seed=0, fit_params={"epochs": 3}).fit(holed)
     base = tmp_path / "models"
     imputer_dir = export(imputer, str(base), "wine_cultivar", precision_threshold=0.9)
     completer_dir = export(completer, str(base), "wine_complete")
@@ -327,7 +327,7 @@ def test_complete_with_hpo_searches_each_column_within_its_share_of_the_budget()
 
     truth, holed, hide = holed_wine(rate=0.2, seed=3)
     space = {"hidden_units": [[8], [64]], "learning_rate": [4e-3]}
-    completer = Completer(columns=["cultivar", "alcohol"], hpo={"space": space, "max_trials": 2, "time_budget_seconds": 60}, seed=0, fit_params={"epochs": 15})
+    completer = Completer(columns=["cultivar", "alcohol"], hpo={"space": space, "max_trials": 2, "time_budget_seconds": 60}, seed=0, fit_params={"epochs": 3})
     out = completer.fit(holed).transform(holed)
     assert out[["cultivar", "alcohol"]].isna().sum().sum() == 0
     for imputer in completer.imputers:
@@ -364,7 +364,7 @@ def test_rounds_chain_imputers_on_the_completed_table_in_process_and_in_the_save
 
     truth, holed, hide = holed_wine(rate=0.2, seed=4)
     columns = ["cultivar", "alcohol", "proline"]
-    completer = Completer(columns=columns, rounds=2, seed=0, fit_params={"epochs": 10}).fit(holed)
+    completer = Completer(columns=columns, rounds=2, seed=0, fit_params={"epochs": 3}).fit(holed)  # the chain, not learning, is checked
     first, second = completer.imputer_rounds
     assert len(first) == len(second) == 3 and completer.imputers is second
     out = completer.transform(holed)
