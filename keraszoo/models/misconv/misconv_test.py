@@ -17,11 +17,12 @@ def test_the_misconv_classifier_learns_incomplete_digits_and_freezes_its_dmfa_af
     images = data.images[..., None].astype(np.float32) / 16.0
     mask = square_mask(images, seed=0).astype(np.float32)  # a quarter of every image missing
     train, test = slice(0, 1400), slice(1400, None)
-    model = MisConvClassifier(first_filters=16, filters=16, latent=20, dmfa={"n_factors": 4, "filters": [16, 16, 16, 16], "mse_warmup_steps": 300}, dmfa_steps=600, seed=0)
-    history = model.fit_arrays(images[train], mask[train], data.target[train], iterations=600, batch_size=24, learning_rate={"dmfa_optimizer": 1e-3, "classifier_optimizer": 1e-3})
-    assert int(model.steps_done.numpy()) == 600 and "loss" not in history.history and "dmfa_loss" in history.history  # only the DMFA trained
+    steps = 600  # per phase: DMFA first, then the classifier (the README snippet's 600 + 600)
+    model = MisConvClassifier(first_filters=16, filters=16, latent=20, dmfa={"n_factors": 4, "filters": [16, 16, 16, 16], "mse_warmup_steps": 300}, dmfa_steps=steps, seed=0)
+    history = model.fit_arrays(images[train], mask[train], data.target[train], iterations=steps, batch_size=24, learning_rate={"dmfa_optimizer": 1e-3, "classifier_optimizer": 1e-3})
+    assert int(model.steps_done.numpy()) == steps and "loss" not in history.history and "dmfa_loss" in history.history  # only the DMFA trained
     dmfa_weights = [w.numpy().copy() for w in model.dmfa.weights]
-    model.fit_arrays(images[train], mask[train], data.target[train], iterations=600, batch_size=24)
+    model.fit_arrays(images[train], mask[train], data.target[train], iterations=steps, batch_size=24)
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(dmfa_weights, model.dmfa.weights))  # frozen
     accuracy = np.mean(np.argmax(model.predict_proba(images[test], mask[test]), axis=1) == data.target[test])
     assert accuracy > 0.8, accuracy  # 0.859 at 600 + 600 steps, as the README snippet (0.869 at 1,000 + 1,000; zero-fill 0.783, mask 0.821, PC 0.809 after 500 steps in the test below)
