@@ -71,6 +71,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from serving.process import SHUTDOWN_SECONDS, shut_down  # noqa: F401 (re-exported)
 from serving.servables import (
     ModelManager,
     ServingError,
@@ -781,30 +782,6 @@ def main(argv=None, prog="python -m serving.server"):
     print(f"serving {manager.model_names()} grpc {args.host}:{server.grpc_port}{rest}", flush=True)
     done.wait()
     return shut_down(server)
-
-
-#: the most seconds `python -m serving.server` takes to stop after SIGTERM / SIGINT (requests in flight
-#: get the gRPC grace of `stop` within it); a second signal exits at once.
-SHUTDOWN_SECONDS = 20.0
-
-
-def shut_down(server, deadline=SHUTDOWN_SECONDS):
-    """Stop `server` (requests in flight get `stop`'s grace) and end the process within `deadline` seconds.
-
-    The process exits through `os._exit`: Python's own exit would wait for every non-daemon thread and
-    finalise TensorFlow's graphs, which took longer than 30 s on a loaded machine (a test saw a server
-    outlive its SIGTERM by that much); TF Serving itself exits promptly on SIGTERM.
-    """
-    stopper = threading.Thread(target=server.stop, name="keraszoo-shutdown", daemon=True)
-    stopper.start()
-    stopper.join(deadline)
-    code = 0
-    if stopper.is_alive():
-        print(f"serving.server: shutdown took longer than {deadline:g} s; exiting anyway", file=sys.stderr, flush=True)
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -307,12 +307,13 @@ def test_command_line_server_binds_localhost_and_stops_cleanly(base_path, impute
 
 
 def test_a_stuck_shutdown_still_ends_the_process_by_its_deadline():
-    """`shut_down` gives `stop` its deadline, then exits (code 1, saying so) instead of waiting on it."""
+    """`shut_down` gives `stop` its deadline, then exits (code 1, saying so) instead of waiting on it.
+    (`serving.server` re-exports it from `serving.process`, which imports no TensorFlow.)"""
     import subprocess
     import sys
     import time
 
-    code = "import time\nfrom serving.server import shut_down\nclass Stuck:\n    def stop(self):\n        time.sleep(60)\nshut_down(Stuck(), deadline=0.5)\n"
+    code = "import time\nfrom serving.process import shut_down\nclass Stuck:\n    def stop(self):\n        time.sleep(60)\nshut_down(Stuck(), deadline=0.5)\n"
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "shutdown took longer than 0.5 s" in done.stderr, done.stderr
