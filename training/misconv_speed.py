@@ -5,7 +5,7 @@
 Protocol (the supplement's section 3, reduced): images of 28x28x1 (MNIST), 32x32x3 (SVHN, CIFAR-10) and
 64x64x3 (CelebA), each with a missing square of half the side (14, 16, 32: the table's "M"), batches
 of 16, 32 and 64; 32 output maps, 3x3 kernels, l = 4 factors, one component. Both layers run the same
-way: one `tf.function` each, traced and warmed up before timing, the same inputs every call (MisConv's
+way: one `tf.function` each, traced and warmed up (`--warmup` calls, 10) before timing, the same inputs every call (MisConv's
 mixture drawn once at random: the DMFA that would produce it is not timed, as in the paper, which
 times the layer), each call's output fetched to the host (`.numpy()`), on the same threads. The plain
 side is `Conv2D` + ReLU on the image (missing pixels zero). Each configuration is timed `--repeats`
@@ -39,7 +39,7 @@ def inputs(size, channels, hole, batch, factors=4, seed=0):
     return x, observed, means, loadings, diagonals, weights
 
 
-def run(repeats=200, log=print):
+def run(repeats=200, log=print, warmup=10):
     import keras
     import tensorflow as tf
 
@@ -53,7 +53,7 @@ def run(repeats=200, log=print):
             arrays = [tf.constant(a) for a in inputs(size, channels, hole, batch)]
             plain_fn = tf.function(lambda x: conv(x))
             misconv_fn = tf.function(lambda *a: misconv(*a))
-            for _ in range(10):  # trace and warm up
+            for _ in range(warmup):  # trace and warm up
                 plain_fn(arrays[0]).numpy()
                 misconv_fn(*arrays).numpy()
             times = {"conv": [], "misconv": []}
@@ -102,10 +102,11 @@ def markdown(rows, command, repeats, elapsed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls (the first traces) before each configuration's timing")
     parser.add_argument("--output", default=None, help="markdown file for the table")
     args = parser.parse_args(argv)
     start = time.monotonic()
-    rows = run(args.repeats)
+    rows = run(args.repeats, warmup=max(1, args.warmup))
     if args.output:
         command = "python -m training.misconv_speed " + " ".join(sys.argv[1:] if argv is None else argv)
         with open(args.output, "w") as f:
