@@ -204,34 +204,37 @@ def _observed(x):
     return tf.cast(tf.logical_not(tf.math.is_nan(x)), tf.float32)
 
 
-def _model_functions(model):
+def _model_functions(model, model_shape):
     """(variables, {"impute"/"sample"/"proba": graph function on scaled [rows, *model_shape]}) of a fitted model.
 
     Deep models run their graph hooks on at most `rows_per_chunk` rows at a time (`chunked_rows`), so
-    a large request is imputed in bounded memory.
+    a large request is imputed in bounded memory. Each hook is the model's own batch-free tf.function
+    (`DeepImputer.build`), called from both branches of the chunking and from every signature: it is
+    traced once (or not at all, when the model already ran it), and the SavedModel holds one copy.
     """
     if isinstance(model, DeepImputer):
         functions = {}
         if model.task == "classify":
-            functions["proba"] = lambda s, m: chunked_rows(model._proba_graph, [s, m], model.rows_per_chunk())
+            functions["proba"] = lambda s, m: chunked_rows(model._proba_fn, [s, m], model.rows_per_chunk())
         else:
-            functions["impute"] = lambda s, m: chunked_rows(model._impute_graph, [s, m], model.rows_per_chunk())
+            functions["impute"] = lambda s, m: chunked_rows(model._impute_fn, [s, m], model.rows_per_chunk())
             if model.generative:
 
                 def sample(s, m, n):
                     chunk = IMPUTE_MEMORY_VALUES // tf.maximum(tf.cast(model.values_per_row(n), tf.int64), 1)
-                    return chunked_rows(lambda a, b: model._sample_graph(a, b, n), [s, m], tf.cast(chunk, tf.int32), axis=1)
+                    return chunked_rows(lambda a, b: model._sample_fn(a, b, n), [s, m], tf.cast(chunk, tf.int32), axis=1)
 
                 functions["sample"] = sample
             if model.density:
                 functions["log_likelihood"] = lambda s, m, k: chunked_rows(
-                    lambda a, b: model._log_likelihood_graph(a, b, k), [s, m], model.rows_per_chunk()
+                    lambda a, b: model._log_likelihood_fn(a, b, k), [s, m], model.rows_per_chunk()
                 )
             if model.exact_density:
-                functions["log_prob"] = lambda s: chunked_rows(lambda a: model.log_prob_batch(a), [s], model.rows_per_chunk())
+                functions["log_prob"] = lambda s: chunked_rows(model._log_prob_fn, [s], model.rows_per_chunk())
         return model.variables, functions
     if model.exportable():
-        return model.export_variables(), {"impute": model.tf_impute}
+        rows = tf.TensorSpec([None, *model_shape], tf.float32)
+        return model.export_variables(), {"impute": tf.function(model.tf_impute, input_signature=[rows, rows])}
     return None, None
 
 
@@ -243,14 +246,14 @@ def export(imputer, base_path, name, version=None):
     """
     if not hasattr(imputer, "model_"):
         raise ValueError("export needs a fitted ZooImputer: call fit first")
-    variables, functions = _model_functions(imputer.model_)
+    scaler = imputer.scaler_
+    input_shape = tuple(getattr(imputer, "input_shape_", (scaler.n_features,)))
+    model_shape = tuple(getattr(imputer, "model_input_shape_", input_shape))
+    variables, functions = _model_functions(imputer.model_, model_shape)
     if functions is None:
         raise NotImplementedError(
             f"model {imputer.name!r} has no TensorFlow imputation yet, so it cannot be exported as a SavedModel"
         )
-    scaler = imputer.scaler_
-    input_shape = tuple(getattr(imputer, "input_shape_", (scaler.n_features,)))
-    model_shape = tuple(getattr(imputer, "model_input_shape_", input_shape))
     module = _ImputerModule(
         variables,
         functions,

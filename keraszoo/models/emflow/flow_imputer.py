@@ -77,14 +77,6 @@ class FlowImputer(DeepImputer):
         hidden = self.hidden_units or [self.n_features] * 3
         return flow.coupling_networks(self.n_features, self.coupling_pairs, hidden, self.seed * 1000 + 7919 * draw)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        # One trace for every batch size: a graph traced for a static batch size gave imputations 1 ulp
-        # away from the shape-free graph's (grappler rewrites the batched linear algebra differently), so
-        # a reloaded model, traced afresh, differed from the model it was saved from.
-        spec = tf.TensorSpec((None,) + tuple(self.example_shape), tf.float32)
-        object.__setattr__(self, "_impute_fn", tf.function(self._impute_graph, input_signature=[spec, spec]))
-
     def bijector(self):
         """f (forward: latent -> data) on flattened rows, rebuilt per call from the tracked networks. Use a
         fresh one after an optimizer step: TFP caches a bijector's results by input tensor."""
