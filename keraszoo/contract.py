@@ -192,6 +192,10 @@ for job in jobs:
     outputs = {}
     default = loaded.signatures["serving_default"](x=x)
     outputs.update({f"default_{k}": v.numpy() for k, v in default.items()})
+    if "impute_with_mask" in loaded.signatures:
+        mask = tf.cast(tf.logical_not(tf.math.is_nan(x)), tf.float32)
+        with_mask = loaded.signatures["impute_with_mask"](x=tf.where(mask > 0, x, tf.zeros_like(x)), mask=mask)
+        outputs["with_mask"] = with_mask["imputed"].numpy()
     if "multiple_imputation" in loaded.signatures:
         draws = loaded.signatures["multiple_imputation"](x=x, n=tf.constant(2))
         outputs["draws"] = draws["imputations"].numpy()
@@ -246,10 +250,15 @@ def check_exports(names, tmp_dir):
         observed = ~np.isnan(raw)
         np.testing.assert_array_equal(imputed[observed], raw[observed].astype(np.float32), err_msg=f"{name}: export changed observed entries")
         np.testing.assert_allclose(imputed, estimator.transform(raw), rtol=1e-4, atol=1e-4, err_msg=f"{name}: exported imputation differs")
+        np.testing.assert_allclose(out["with_mask"], imputed, rtol=1e-5, atol=1e-6, err_msg=f"{name}: impute_with_mask differs from serving_default")
         generative = is_deep(name) and estimator.model_.generative
         assert ("multiple_imputation" in signatures) == generative, f"{name}: multiple_imputation iff generative ({signatures})"
         if generative:
-            assert out["draws"].shape == (2,) + raw.shape, f"{name}: exported draws have shape {out['draws'].shape}"
+            draws = out["draws"]
+            assert draws.shape == (2,) + raw.shape, f"{name}: exported draws have shape {draws.shape}"
+            for draw in draws:
+                np.testing.assert_array_equal(draw[observed], raw[observed].astype(np.float32), err_msg=f"{name}: a draw changed observed entries")
+            assert np.abs(draws[0] - draws[1])[~observed].max() > 0, f"{name}: the two exported draws are equal at every missing entry"
         density = is_deep(name) and estimator.model_.density
         exact = is_deep(name) and estimator.model_.exact_density
         assert ("log_likelihood" in signatures) == density, f"{name}: log_likelihood iff density ({signatures})"

@@ -111,7 +111,7 @@ def test_misconv_and_dmfa_export_and_serve_images_with_nan(tmp_path):
     from keraszoo.sklearn import ZooClassifier, ZooImputer
     from serving.client import ImputeClient
     from serving.export import export
-    from serving.server import start_subprocess
+    from serving.server import ImputationServer, make_manager
 
     data = load_digits()
     images = data.images[:96, :, :, None] / 16.0
@@ -123,14 +123,14 @@ def test_misconv_and_dmfa_export_and_serve_images_with_nan(tmp_path):
     base = str(tmp_path / "serving")
     export(dmfa, base, "dmfa_digits")
     export(classifier, base, "misconv_digits")
-    process, target, _ = start_subprocess(base, rest=False)
+    # in this process (a subprocess server is tested in test_contract_toys): one TensorFlow start-up less
+    server = ImputationServer(make_manager(model_base_path=base, poll_seconds=0), port=0, rest_port=None).start()
     try:
-        with ImputeClient(target) as client:
+        with ImputeClient(f"127.0.0.1:{server.grpc_port}") as client:
             imputed = client.impute("dmfa_digits", incomplete[:5])
             proba = client.predict_proba("misconv_digits", incomplete[:5])
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
     np.testing.assert_allclose(imputed, dmfa.transform(incomplete[:5]), rtol=1e-5, atol=1e-5)
     observed = ~np.isnan(incomplete[:5])
     np.testing.assert_array_equal(imputed[observed], incomplete[:5][observed])
