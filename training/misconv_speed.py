@@ -102,7 +102,7 @@ def markdown(rows, command, repeats, elapsed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=10, help="untimed calls (the first traces) before each configuration's timing")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls before each configuration's timing (at least 1: the first call traces)")
     parser.add_argument("--output", default=None, help="markdown file for the table")
     args = parser.parse_args(argv)
     start = time.monotonic()
